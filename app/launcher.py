@@ -53,7 +53,8 @@ def main() -> int:
     settings = load_settings()
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # Installed explicitly: a launcher started in the background inherits SIGINT as ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(0))
     try:
         env = _child_env(stack, settings)
@@ -65,8 +66,6 @@ def main() -> int:
         _wait_for_port(settings.port, "gunicorn")
         _print_welcome(settings, env)
         return stack.wait()
-    except KeyboardInterrupt:
-        return 0
     finally:
         print("stopping…", flush=True)
         stack.stop()
