@@ -1,27 +1,85 @@
-"""Commands: ``flask --app wsgi <command>``."""
+"""Commands: ``flask --app wsgi <command>`` (API.md, Command line)."""
 
 from __future__ import annotations
+
+import json
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import func, select
 
-from app.extensions import db
-from app.models import User
+from app.errors import AppError
 
-demo = AppGroup("demo", help="Demo data for local runs.")
+merchants = AppGroup("merchants", help="Merchants (tenants).")
+admins = AppGroup("admins", help="Platform administrators.")
+demo = AppGroup("demo", help="Demo and benchmark data.")
+jobs = AppGroup("jobs", help="Scheduled jobs; each is safe to run twice.")
+
+
+def _fail_on_app_error(action):
+    try:
+        return action()
+    except AppError as error:
+        detail = f" {json.dumps(error.errors, ensure_ascii=False)}" if error.errors else ""
+        raise click.ClickException(f"{error.code}: {error.message}{detail}") from None
+
+
+@merchants.command("create")
+@click.option("--name", required=True)
+@click.option("--owner-username", required=True)
+@click.option("--owner-password", required=True)
+def create_merchant_command(name, owner_username, owner_password):
+    """Create an approved merchant and its owner; prints {"merchant_id": N} last."""
+    from app.services.merchants import create_merchant
+
+    merchant = _fail_on_app_error(lambda: create_merchant(
+        name=name, owner_username=owner_username, owner_password=owner_password))
+    click.echo(json.dumps({"merchant_id": merchant.id}))
+
+
+@admins.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+def create_admin_command(username, password):
+    """Create a platform administrator (approves supplier applications)."""
+    from app.services.staff import create_admin
+
+    admin = _fail_on_app_error(lambda: create_admin(username=username, password=password))
+    click.echo(json.dumps({"admin_id": admin.id}))
 
 
 @demo.command("seed")
 def seed_command():
-    """Fill an empty database with demo data; a database that has data is left alone."""
-    if db.session.scalar(select(func.count()).select_from(User)):
-        click.echo("the database already has data; nothing seeded")
-        return
-    click.echo("demo seed: the database is ready (merchants and programs are seeded once "
-               "they exist)")
+    """Fill an empty database with a demo merchant and program; a database with data is left
+    alone."""
+    from app.demo.seed import seed
+
+    click.echo(seed())
+
+
+@demo.command("tree")
+@click.option("--merchant", "merchant_id", type=int, required=True)
+@click.option("--members", type=click.IntRange(min=1), required=True)
+@click.option("--shape", type=click.Choice(["balanced", "deep", "star"]), default="balanced")
+def tree_command(merchant_id, members, shape):
+    """Add a large tree of members to a merchant, fast (bulk inserts), for tests and
+    benchmarks."""
+    from app.demo.tree_builder import build_tree
+
+    with click.progressbar(length=members, label=f"building a {shape} tree") as bar:
+        report = build_tree(merchant_id=merchant_id, members=members, shape=shape,
+                            progress=bar.update)
+    click.echo(json.dumps(report))
+
+
+@jobs.command("apply-team-deltas")
+def apply_team_deltas_command():
+    """Apply queued team-counter changes for every merchant."""
+    from app.jobs import apply_team_deltas
+
+    click.echo(json.dumps(apply_team_deltas()))
 
 
 def register_cli(app: Flask) -> None:
-    app.cli.add_command(demo)
+    for group in (merchants, admins, demo, jobs):
+        app.cli.add_command(group)

@@ -6,9 +6,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    MetaData,
+    String,
+    event,
+    text,
+)
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # Stable names make migrations reviewable and let `flask db check` compare like with like.
@@ -45,6 +55,93 @@ class UtcDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class IdCounter(Base):
+    """SQLite only: the next id of each merchant-scoped table (PostgreSQL uses identities).
+
+    SQLite auto-increments only a single-column INTEGER PRIMARY KEY; merchant-scoped tables
+    have ``(merchant_id, id)`` keys, so their ids come from here on the demo database.
+    """
+
+    __tablename__ = "id_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class MerchantScoped:
+    """Rows that belong to a merchant: the key is ``(merchant_id, id)`` (ARCHITECTURE.md 8).
+
+    The merchant id leads every primary key, unique constraint and foreign key between such
+    tables, so the schema can be distributed by merchant (Citus) without redesign, and no query
+    can address a row without naming its tenant.
+    """
+
+    @declared_attr
+    def merchant_id(cls) -> Mapped[int]:
+        return mapped_column(BigIntId, ForeignKey("merchants.id"), primary_key=True)
+
+    @declared_attr
+    def id(cls) -> Mapped[int]:
+        return mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+def allocate_ids(session: Session, table_name: str, count: int) -> list[int]:
+    """``count`` fresh ids for ``table_name``, for bulk inserts that bypass the ORM."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(text(
+            "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+            "FROM generate_series(1, :count)"), {"table": table_name, "count": count})
+        return [row[0] for row in rows]
+    return _sqlite_allocate(session, table_name, count)
+
+
+def _sqlite_allocate(session: Session, table_name: str, count: int) -> list[int]:
+    # The UPDATE takes SQLite's write lock first, so two writers never receive the same ids.
+    last = session.execute(text(
+        "UPDATE id_counters SET next_id = next_id + :count WHERE name = :name "
+        "RETURNING next_id"), {"count": count, "name": table_name}).scalar()
+    if last is None:
+        session.execute(text("INSERT INTO id_counters (name, next_id) VALUES (:name, :next)"),
+                        {"name": table_name, "next": count + 1})
+        last = count + 1
+    return list(range(last - count, last))
+
+
+@event.listens_for(Session, "before_flush")
+def _assign_sqlite_ids(session: Session, flush_context, instances) -> None:
+    pending: dict[str, list] = {}
+    for obj in session.new:
+        if isinstance(obj, MerchantScoped) and obj.id is None:
+            pending.setdefault(obj.__table__.name, []).append(obj)
+    if not pending or session.get_bind().dialect.name != "sqlite":
+        return
+    for table_name, objs in pending.items():
+        for obj, new_id in zip(objs, _sqlite_allocate(session, table_name, len(objs)),
+                               strict=True):
+            obj.id = new_id
+
+
+# Advisory-lock namespaces (the high bits of a PostgreSQL advisory lock key).
+LOCK_TREE = 1
+
+
+def lock_merchant(session: Session, merchant_id: int, *, namespace: int) -> None:
+    """Serialize one kind of change per merchant until the transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a no-op write to the merchant row,
+    which takes the database's write lock at once instead of at the first real write (a
+    deferred upgrade could fail with "database is locked" between two writers). Call it first
+    in the transaction, before reading what the lock protects.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": (namespace << 48) | merchant_id})
+    else:
+        session.execute(text("UPDATE merchants SET id = id WHERE id = :id"), {"id": merchant_id})
 
 
 def utcnow() -> datetime:

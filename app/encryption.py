@@ -42,3 +42,41 @@ class SecretBox:
     def lookup_hash(self, value: str) -> str:
         """A keyed hash for equality lookups (same phone on two accounts) without plaintext."""
         return hmac.new(self._lookup_key, value.encode(), hashlib.sha256).hexdigest()
+
+
+# Passwords: argon2id through argon2-cffi, with its maintained default parameters.
+_hasher = None
+
+
+def _password_hasher():
+    global _hasher
+    if _hasher is None:
+        from argon2 import PasswordHasher
+
+        _hasher = PasswordHasher()
+    return _hasher
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return _password_hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# A real hash to verify against when the username is unknown, so that a missing account takes
+# as long to refuse as a wrong password (no username probing by timing).
+def dummy_password_hash() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password("no-such-account")
+    return _dummy_hash
+
+
+_dummy_hash = None

@@ -1,0 +1,1 @@
+"""Demo and benchmark data: `flask demo seed` and `flask demo tree`."""
