@@ -17,14 +17,14 @@ import jwt
 from flask import current_app, g, request
 
 from app.encryption import derive_key
-from app.errors import Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.extensions import redis
 from app.integrations import token_denylist
 
 log = logging.getLogger("fenxiao.security")
 
 ALGORITHM = "HS256"
-AUDIENCES = ("mp", "console")
+AUDIENCES = ("mp", "console", "admin")
 
 
 @dataclass(frozen=True)
@@ -83,18 +83,58 @@ def bearer_token() -> str:
     return token.strip()
 
 
+def current_claims(audience: str) -> TokenClaims:
+    """The request's verified, unrevoked token of ``audience``; kept on ``g.token_claims``."""
+    settings = current_app.extensions["fenxiao.settings"]
+    claims = decode_token(bearer_token(), secret_key=settings.secret_key, audience=audience)
+    if token_denylist.is_revoked(redis.client, claims.token_id):
+        raise Unauthorized("The token was revoked; sign in again.", code="token_revoked")
+    g.token_claims = claims
+    return claims
+
+
 def mp_login_required(view):
     """Require a valid, unrevoked mini-program token; the user id lands in ``g.user_id``."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        settings = current_app.extensions["fenxiao.settings"]
-        claims = decode_token(bearer_token(), secret_key=settings.secret_key, audience="mp")
-        if token_denylist.is_revoked(redis.client, claims.token_id):
-            raise Unauthorized("The token was revoked; sign in again.", code="token_revoked")
-        g.token_claims = claims
-        g.user_id = claims.subject
+        g.user_id = current_claims("mp").subject
         return view(*args, **kwargs)
 
-    wrapper._mp_auth = True  # lets the OpenAPI builder mark the route as bearer-protected
+    return wrapper
+
+
+def console_login_required(*roles: str):
+    """Require a console token of an active staff member, with one of ``roles`` if given.
+
+    The staff row is read on every request, so a deactivated account or a changed role takes
+    effect at once; ``g.merchant_id`` is the tenant every console query is scoped to.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            from app.services.staff import active_staff
+
+            staff = active_staff(current_claims("console").subject)
+            if roles and staff.role not in roles:
+                raise Forbidden(f"The {staff.role} role may not do this.", code="role_forbidden")
+            g.staff, g.merchant_id = staff, staff.merchant_id
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def admin_login_required(view):
+    """Require a platform administrator's token."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        from app.services.staff import active_admin
+
+        g.admin = active_admin(current_claims("admin").subject)
+        return view(*args, **kwargs)
+
     return wrapper

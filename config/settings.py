@@ -41,6 +41,8 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     token_ttl_seconds: int = 7 * 24 * 3600
+    # Staff and admin tokens open money screens: they live one working day.
+    console_token_ttl_seconds: int = 12 * 3600
     # How many proxies in front of gunicorn set X-Forwarded-For; 0 trusts none (rate limits by
     # client IP must not be spoofable through a header nobody strips).
     trusted_proxies: int = 0
@@ -101,6 +103,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         public_base_url=_base_url(env, "PUBLIC_BASE_URL", f"http://127.0.0.1:{port}"),
         log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", defaults.token_ttl_seconds),
+        console_token_ttl_seconds=_int(env, "CONSOLE_TOKEN_TTL_SECONDS",
+                                       defaults.console_token_ttl_seconds),
         trusted_proxies=_int(env, "TRUSTED_PROXIES", defaults.trusted_proxies),
         login_rate_limit_ip=env.get("LOGIN_RATE_LIMIT_IP", defaults.login_rate_limit_ip),
         login_rate_limit_openid=env.get("LOGIN_RATE_LIMIT_OPENID",

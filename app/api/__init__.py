@@ -8,11 +8,23 @@ from flask_smorest import Api
 
 def register(app: Flask, api: Api) -> None:
     from app.api import health
+    from app.api import landing as share_landing
+    from app.api.admin import merchants as admin_merchants
+    from app.api.console import auth as console_auth
+    from app.api.console import distributors as console_distributors
+    from app.api.console import settings as console_settings
+    from app.api.console import staff as console_staff
     from app.api.mp import auth as mp_auth
     from app.api.mp import me as mp_me
+    from app.api.mp import programs as mp_programs
+    from app.api.mp import share_links as mp_share_links
+    from app.api.mp import share_visits as mp_share_visits
 
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (health.blp, mp_auth.blp, mp_me.blp):
+    for blueprint in (health.blp, mp_auth.blp, mp_me.blp, mp_programs.blp, mp_share_visits.blp,
+                      mp_share_links.blp, share_landing.blp,
+                      console_auth.blp, console_settings.blp, console_distributors.blp,
+                      console_staff.blp, admin_merchants.blp):
         api.register_blueprint(blueprint)
     _serve_swagger_ui_assets(app)
 

@@ -81,6 +81,17 @@ def record_visit(*, token: str, user_id: int | None, context: VisitContext) -> V
                         distributor_id=distributor_id, bound=bound, reason=reason)
 
 
+def record_login_visit(*, token: str, user_id: int, context: VisitContext) -> VisitOutcome | None:
+    """The share token a user signed in with: attributed like a visit. A stale or unknown token
+    never fails the sign-in; it is logged and ignored."""
+    try:
+        return record_visit(token=token, user_id=user_id, context=context)
+    except NotFound:
+        db.session.rollback()
+        log.info("sign-in with an unknown share token", extra={"user_id": user_id})
+        return None
+
+
 _CHANGES = (attribution.BOUND, attribution.REBOUND, attribution.PENDING_FIRST_ORDER)
 
 

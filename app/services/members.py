@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.database import transaction, utcnow
@@ -13,9 +13,9 @@ from app.domain import tree as tree_rules
 from app.domain.personal_data import mask_phone
 from app.domain.program_rules import ProgramRules
 from app.encryption import SecretBox
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
-from app.models import BindingLog, Member, StatusLog
+from app.models import BindingLog, Member, StatusLog, User
 from app.services import tree
 from app.services.merchants import get_approved_merchant, program_rules
 from app.services.scoping import get_scoped
@@ -147,21 +147,56 @@ def _move_refusal(member: Member, upline: Member) -> tuple[str, str] | None:
     return None
 
 
-def list_members(*, merchant_id: int, status: str | None = None,
-                 search_user_ids: list[int] | None = None, page: int, per_page: int,
-                 only_direct_of: int | None = None) -> tuple[list[Member], int]:
-    """A page of the merchant's members, optionally only one member's direct members."""
-    query = select(Member).where(Member.merchant_id == merchant_id)
-    if only_direct_of is not None:
-        query = query.where(Member.upline_id == only_direct_of)
+def list_members(*, merchant_id: int, page: int, per_page: int, status: str | None = None,
+                 q: str | None = None, direct_of: int | None = None
+                 ) -> tuple[list[tuple[Member, User]], int]:
+    """A page of the merchant's members with their users, newest first; ``q`` matches a
+    member id or part of a nickname, ``direct_of`` keeps one member's direct members."""
+    query = (select(Member, User).join(User, User.id == Member.user_id)
+             .where(Member.merchant_id == merchant_id))
+    if direct_of is not None:
+        query = query.where(Member.upline_id == direct_of)
     if status:
         query = query.where(Member.distributor_status == status)
-    if search_user_ids is not None:
-        query = query.where(Member.user_id.in_(search_user_ids))
+    if q:
+        matches = User.nickname.contains(q, autoescape=True)
+        query = query.where(or_(matches, Member.id == int(q)) if q.isdigit() else matches)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    items = db.session.scalars(query.order_by(Member.id).limit(per_page)
-                               .offset((page - 1) * per_page)).all()
-    return list(items), total
+    rows = db.session.execute(query.order_by(Member.id.desc()).limit(per_page)
+                              .offset((page - 1) * per_page)).all()
+    return [tuple(row) for row in rows], total
+
+
+def member_with_user(*, merchant_id: int, member_id: int) -> tuple[Member, User]:
+    member = get_scoped(Member, merchant_id=merchant_id, id=member_id, what="distributor")
+    return member, db.session.get(User, member.user_id)
+
+
+def my_membership(*, merchant_id: int, user_id: int) -> Member:
+    member = find_member(merchant_id=merchant_id, user_id=user_id)
+    if member is None:
+        raise NotFound("You are not a member of this program yet.", code="not_a_member")
+    return member
+
+
+def team_page(*, merchant_id: int, viewer: Member, member_id: int | None, page: int,
+              per_page: int) -> tuple[list[tuple[Member, User]], int]:
+    """Direct members of ``viewer``, or of ``member_id`` when it is inside the viewer's own team
+    (anyone else's team is not found)."""
+    parent_id = viewer.id
+    if member_id is not None and member_id != viewer.id:
+        target = db.session.get(Member, (merchant_id, member_id))
+        if target is None or not tree_rules.is_ancestor(viewer.id, of_path=target.path):
+            raise NotFound("No such member in your team.", code="member_not_found")
+        parent_id = target.id
+    return list_members(merchant_id=merchant_id, page=page, per_page=per_page,
+                        direct_of=parent_id)
+
+
+def status_history(*, merchant_id: int, member_id: int, limit: int = 50) -> list[StatusLog]:
+    return list(db.session.scalars(select(StatusLog).where(
+        StatusLog.merchant_id == merchant_id, StatusLog.member_id == member_id)
+        .order_by(StatusLog.id.desc()).limit(limit)))
 
 
 def binding_history(*, merchant_id: int, member_id: int, limit: int = 50) -> list[BindingLog]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.database import transaction, utcnow
@@ -63,6 +63,14 @@ def add_staff(*, merchant_id: int, username: str, password: str, role: str,
         staff = new_staff_account(merchant_id, username=username, password=password, role=role)
         staff.display_name = display_name
     return staff
+
+
+def list_staff(*, merchant_id: int, page: int, per_page: int) -> tuple[list[StaffAccount], int]:
+    query = select(StaffAccount).where(StaffAccount.merchant_id == merchant_id)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.order_by(StaffAccount.id).limit(per_page)
+                               .offset((page - 1) * per_page)).all()
+    return list(items), total
 
 
 def create_admin(*, username: str, password: str) -> PlatformAdmin:

@@ -7,8 +7,10 @@ from flask_smorest import Blueprint
 
 from app import clients
 from app.api.mp.schemas import LoginIn, LoginOut
+from app.api.mp.share_visits import visit_context
 from app.extensions import limiter, redis
 from app.security import issue_token, mp_login_required
+from app.services import attribution
 from app.services import auth as auth_service
 
 blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1", description="Mini-program sign-in")
@@ -27,6 +29,9 @@ def login(body):
         box=clients.secret_box(), openid_limit=clients.openid_login_limit(),
     )
     g.user_id = result.user.id
+    if body.get("share_token"):
+        attribution.record_login_visit(token=body["share_token"], user_id=result.user.id,
+                                       context=visit_context("login"))
     token, _ = issue_token(secret_key=settings.secret_key, audience="mp",
                            subject=result.user.id, ttl_seconds=settings.token_ttl_seconds)
     return {"token": token, "expires_in": settings.token_ttl_seconds,
