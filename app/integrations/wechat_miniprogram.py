@@ -9,11 +9,13 @@ and keeps the token in Redis, shared by every worker and host.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from dataclasses import dataclass
 
 import redis as redis_lib
 import requests
+from PIL import Image, UnidentifiedImageError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
@@ -119,3 +121,45 @@ class MiniProgram:
         except (requests.RequestException, ValueError, KeyError) as error:
             # ValueError/KeyError: an answer that is not WeChat's JSON shape.
             raise WeChatUnavailable(None, type(error).__name__) from None
+
+    def wxa_code_unlimited(self, scene: str, page: str, *, width: int = 430,
+                           check_path: bool = True) -> bytes:
+        """A mini-program code (wxacode.getUnlimited) for ``scene`` opening ``page``, as PNG.
+
+        The body is wechatpy's ``get_wxa_code_unlimited`` body plus ``check_path``, which
+        wechatpy 1.8.18 cannot send: without it WeChat refuses pages not yet released.
+        WeChat answers an image (JPEG in practice, though documented as PNG) or a JSON error;
+        images are normalised to PNG so the caller can serve them as ``image/png``.
+        """
+        result = self._call(self._client.wxa._post, "wxa/getwxacodeunlimit", data={
+            "scene": scene, "page": page, "width": width, "check_path": check_path,
+            "auto_color": False, "line_color": {"r": "0", "g": "0", "b": "0"},
+            "is_hyaline": False})
+        if isinstance(result, dict):  # JSON without a non-zero errcode: still not an image
+            raise WeChatUnavailable(result.get("errcode"), str(result.get("errmsg") or ""))
+        return _as_png(result.content)
+
+    def url_link(self, path: str, query: str, *, expire_days: int) -> str:
+        """A URL Link (wxa/generate_urllink) opening ``path?query``, valid ``expire_days``
+        days (WeChat allows at most 30)."""
+        result = self._call(self._client.wxa._post, "wxa/generate_urllink", data={
+            "path": path, "query": query, "is_expire": True, "expire_type": 1,
+            "expire_interval": expire_days})
+        if not result.get("url_link"):
+            raise WeChatUnavailable(result.get("errcode"), "no url_link in the answer")
+        return result["url_link"]
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _as_png(content: bytes) -> bytes:
+    if content.startswith(_PNG_SIGNATURE):
+        return content
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError):
+        raise WeChatUnavailable(None, "the code is not an image") from None
