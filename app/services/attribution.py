@@ -11,15 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import redis as redis_lib
 from sqlalchemy import select
 
 from app.database import transaction, utcnow
 from app.domain import attribution
 from app.domain import tree as tree_rules
+from app.domain.business_time import business_date
 from app.domain.program_rules import ProgramRules
 from app.domain.share_token import merchant_of
 from app.errors import NotFound
 from app.extensions import db
+from app.integrations import visit_counters
 from app.models import BindingLog, Member, ShareLink, User, Visit
 from app.services import tree
 from app.services.members import ensure_member
@@ -56,11 +59,18 @@ def find_link(token: str) -> ShareLink:
     return link
 
 
-def record_visit(*, token: str, user_id: int | None, context: VisitContext) -> VisitOutcome:
-    """Record one opening of a share link and apply the binding rule; one transaction."""
+def record_visit(*, token: str, user_id: int | None, context: VisitContext,
+                 redis_client: redis_lib.Redis | None = None) -> VisitOutcome:
+    """Record one opening of a share link and apply the binding rule; one transaction.
+
+    With ``redis_client`` the visitor (the user, else the hashed IP) is then counted in the
+    unique-visitor HyperLogLogs — after the commit, so a counter never counts a visit that SQL
+    lost.
+    """
     link = find_link(token)
     merchant_id, distributor_id = link.merchant_id, link.distributor_id
-    rules = program_rules(get_approved_merchant(merchant_id))
+    merchant = get_approved_merchant(merchant_id)
+    timezone, rules = merchant.timezone, program_rules(merchant)
     # A first look without the lock: most visits change nothing and need not queue for it.
     may_change = user_id is not None and _decide(rules, merchant_id, distributor_id,
                                                  user_id).reason in _CHANGES
@@ -76,16 +86,25 @@ def record_visit(*, token: str, user_id: int | None, context: VisitContext) -> V
                              channel=context.channel, scene_value=context.scene_value,
                              ip_hash=context.ip_hash, user_agent=context.user_agent[:255],
                              binding_reason=reason))
+    visitor = f"user:{user_id}" if user_id is not None else (
+        f"ip:{context.ip_hash}" if context.ip_hash else None)
+    if redis_client is not None and visitor:
+        visit_counters.count_visitor(
+            redis_client, merchant_id=merchant_id, share_link_id=link.id,
+            distributor_id=distributor_id, visitor=visitor,
+            day=business_date(utcnow(), timezone=timezone))
     bound = reason in (attribution.BOUND, attribution.REBOUND)
     return VisitOutcome(merchant_id=merchant_id, share_link_id=link.id,
                         distributor_id=distributor_id, bound=bound, reason=reason)
 
 
-def record_login_visit(*, token: str, user_id: int, context: VisitContext) -> VisitOutcome | None:
+def record_login_visit(*, token: str, user_id: int, context: VisitContext,
+                       redis_client: redis_lib.Redis | None = None) -> VisitOutcome | None:
     """The share token a user signed in with: attributed like a visit. A stale or unknown token
     never fails the sign-in; it is logged and ignored."""
     try:
-        return record_visit(token=token, user_id=user_id, context=context)
+        return record_visit(token=token, user_id=user_id, context=context,
+                            redis_client=redis_client)
     except NotFound:
         db.session.rollback()
         log.info("sign-in with an unknown share token", extra={"user_id": user_id})

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis as redis_lib
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from app.database import transaction, utcnow
 from app.domain.share_token import new_token
 from app.errors import Forbidden, NotFound, UpstreamError
 from app.extensions import db
-from app.integrations import poster, visit_counters
+from app.integrations import poster
 from app.integrations.wechat_miniprogram import MiniProgram, WeChatError
 from app.models import Member, Merchant, Product, ShareLink, ShareLinkImage, User
 from app.services import attribution
@@ -222,16 +221,11 @@ def open_landing(*, token: str, context: VisitContext, redis_client: redis_lib.R
     """What the H5 landing page shows; with ``record`` the opening is first recorded as a
     visit (its own transaction, through attribution) and, once committed, counted as a
     unique visitor in Redis — so a counter never counts a visit that SQL lost."""
-    outcome = attribution.record_visit(token=token, user_id=None, context=context) \
-        if record else None
+    if record:
+        attribution.record_visit(token=token, user_id=None, context=context,
+                                 redis_client=redis_client)
     link = attribution.find_link(token)
-    merchant = get_approved_merchant(link.merchant_id)
-    if outcome is not None and context.ip_hash:
-        visit_counters.count_visitor(
-            redis_client, merchant_id=link.merchant_id, share_link_id=link.id,
-            distributor_id=link.distributor_id, day=_merchant_today(merchant),
-            visitor=context.ip_hash)  # the visitor is anonymous on the H5 page
-    return _landing_page(link, merchant)
+    return _landing_page(link, get_approved_merchant(link.merchant_id))
 
 
 def _landing_page(link: ShareLink, merchant: Merchant) -> LandingPage:
@@ -252,11 +246,3 @@ def _landing_page(link: ShareLink, merchant: Merchant) -> LandingPage:
 def _displayable(url: str | None) -> bool:
     # Only images a browser may load in an <img>; anything else is dropped, not escaped.
     return bool(url) and url.startswith(("https://", "http://", "/static/", "data:image/"))
-
-
-def _merchant_today(merchant: Merchant) -> date:
-    try:
-        zone = ZoneInfo(merchant.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("Asia/Shanghai")
-    return datetime.now(zone).date()

@@ -115,3 +115,18 @@ def test_my_team_shows_my_direct_members_and_only_my_own_team(client, shop, logi
     assert outside.status_code == 404
     mine = client.get(f"/api/mp/v1/merchants/{shop.id}/distributor", headers=headers).get_json()
     assert (mine["direct_members"], mine["team_size"]) == (1, 2)
+
+
+def test_visits_are_counted_once_per_visitor_in_redis(client, shop, auth_headers):
+    from app.extensions import redis
+    from app.integrations import visit_counters
+
+    distributor = make_member(shop)
+    link = make_share_link(distributor)
+    for user_key in ("v1", "v1", "v2"):
+        client.post(VISITS, json={"share_token": link.token}, headers=auth_headers(user_key))
+    assert db.session.scalar(select(func.count()).select_from(Visit)) == 3
+    assert visit_counters.unique_visitors(
+        redis.client, visit_counters.link_key(shop.id, link.id)) == 2
+    assert visit_counters.unique_visitors(
+        redis.client, visit_counters.distributor_key(shop.id, distributor.id)) == 2

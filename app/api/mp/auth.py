@@ -31,7 +31,7 @@ def login(body):
     g.user_id = result.user.id
     if body.get("share_token"):
         attribution.record_login_visit(token=body["share_token"], user_id=result.user.id,
-                                       context=visit_context("login"))
+                                       context=visit_context("login"), redis_client=redis.client)
     token, _ = issue_token(secret_key=settings.secret_key, audience="mp",
                            subject=result.user.id, ttl_seconds=settings.token_ttl_seconds)
     return {"token": token, "expires_in": settings.token_ttl_seconds,

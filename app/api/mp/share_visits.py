@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app import clients
+from app.extensions import redis
 from app.security import mp_login_required
 from app.services import attribution
 
@@ -41,8 +42,9 @@ def share_visit(body):
     """Record the visit and bind per the merchant's rules; ``reason`` says what happened."""
     # The mini-program hands over options.scene still URL-encoded unless it decoded it.
     token = body.get("share_token") or unquote(body["scene"])
-    return attribution.record_visit(token=token, user_id=g.user_id, context=visit_context(
-        "miniprogram", scene_value=request.headers.get("X-WX-Scene", "")))
+    return attribution.record_visit(
+        token=token, user_id=g.user_id, redis_client=redis.client,
+        context=visit_context("miniprogram", scene_value=request.headers.get("X-WX-Scene", "")))
 
 
 def visit_context(channel: str, *, scene_value: str = "") -> attribution.VisitContext:
