@@ -1,8 +1,13 @@
 """Every Redis key the app uses, built in one place.
 
-Each key carries a hash tag (``{...}``) so that the keys one Lua script or transaction touches
-land in one Redis Cluster slot; the tag is the narrowest thing those keys share.
+Each key carries a hash tag (``{...}``) so that the keys one Lua script or pipeline touches
+land in one Redis Cluster slot; the tag is the narrowest thing those keys share — for a
+merchant's wallets, rankings and visitor counters, the merchant.
 """
+
+from __future__ import annotations
+
+from datetime import date
 
 PREFIX = "fx"
 
@@ -17,3 +22,34 @@ def wechat_access_token(appid: str) -> str:
 
 def wechat_access_token_lock(appid: str) -> str:
     return f"{PREFIX}:wechat:{{{appid}}}:access_token:lock"
+
+
+def _merchant(merchant_id: int) -> str:
+    return f"{PREFIX}:{{m{merchant_id}}}"
+
+
+def unique_visitors_of_link(merchant_id: int, share_link_id: int) -> str:
+    return f"{_merchant(merchant_id)}:uv:link:{share_link_id}"
+
+
+def unique_visitors_of_distributor(merchant_id: int, distributor_id: int) -> str:
+    return f"{_merchant(merchant_id)}:uv:distributor:{distributor_id}"
+
+
+def unique_visitors_of_day(merchant_id: int, day: date) -> str:
+    return f"{_merchant(merchant_id)}:uv:day:{day.isoformat()}"
+
+
+def wallet(merchant_id: int, member_id: int) -> str:
+    """A hash: the member's four balances and the version they were read at."""
+    return f"{_merchant(merchant_id)}:wallet:{member_id}"
+
+
+def ranking(merchant_id: int, period: str, measure: str) -> str:
+    """A sorted set: members by ``measure`` (commission | sales) for ``period`` (YYYY-MM)."""
+    return f"{_merchant(merchant_id)}:rank:{period}:{measure}"
+
+
+def merchant_pattern(merchant_id: int | None) -> str:
+    """For rebuilds: every mirrored key of one merchant (or of all merchants)."""
+    return f"{_merchant(merchant_id)}:*" if merchant_id is not None else f"{PREFIX}:{{m*}}:*"

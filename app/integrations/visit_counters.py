@@ -13,34 +13,22 @@ from datetime import date
 
 import redis as redis_lib
 
+from app.integrations import redis_keys
+
 log = logging.getLogger("fenxiao.visits")
 TTL_SECONDS = 400 * 24 * 3600  # a little over a year of daily counters
-
-
-def _tag(merchant_id: int) -> str:
-    return f"fx:{{m{merchant_id}}}:uv"
-
-
-def link_key(merchant_id: int, share_link_id: int) -> str:
-    return f"{_tag(merchant_id)}:link:{share_link_id}"
-
-
-def distributor_key(merchant_id: int, distributor_id: int) -> str:
-    return f"{_tag(merchant_id)}:distributor:{distributor_id}"
-
-
-def day_key(merchant_id: int, day: date) -> str:
-    return f"{_tag(merchant_id)}:day:{day.isoformat()}"
 
 
 def count_visitor(client: redis_lib.Redis, *, merchant_id: int, share_link_id: int,
                   distributor_id: int, day: date, visitor: str) -> None:
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.pfadd(link_key(merchant_id, share_link_id), visitor)
-        pipe.pfadd(distributor_key(merchant_id, distributor_id), visitor)
-        pipe.pfadd(day_key(merchant_id, day), visitor)
-        pipe.expire(day_key(merchant_id, day), TTL_SECONDS)
+        pipe.pfadd(redis_keys.unique_visitors_of_link(merchant_id, share_link_id), visitor)
+        pipe.pfadd(redis_keys.unique_visitors_of_distributor(merchant_id, distributor_id),
+                   visitor)
+        day_key = redis_keys.unique_visitors_of_day(merchant_id, day)
+        pipe.pfadd(day_key, visitor)
+        pipe.expire(day_key, TTL_SECONDS)
         pipe.execute()
     except redis_lib.RedisError:
         log.warning("unique-visitor counters unavailable", extra={"merchant_id": merchant_id})

@@ -2,12 +2,16 @@
 (Alembic autogenerate and ``flask db check`` see the full metadata through it)."""
 
 from app.database import IdCounter
+from app.models.commission import Commission, CommissionPlanVersion, PeriodTotal
+from app.models.ledger import Journal, LedgerAccount, LedgerEntry, WalletOutbox
 from app.models.member import BindingLog, Member, StatusLog, TeamDeltaRow
 from app.models.merchant import Merchant, PlatformAdmin, StaffAccount
+from app.models.order import Order, OrderLine
 from app.models.product import Product
 from app.models.share import ShareLink, ShareLinkImage, Visit
 from app.models.user import User
 
-__all__ = ["BindingLog", "IdCounter", "Member", "Merchant", "PlatformAdmin", "Product",
-           "ShareLink", "ShareLinkImage", "StaffAccount", "StatusLog", "TeamDeltaRow", "User",
-           "Visit"]
+__all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "IdCounter", "Journal",
+           "LedgerAccount", "LedgerEntry", "Member", "Merchant", "Order", "OrderLine",
+           "PeriodTotal", "PlatformAdmin", "Product", "ShareLink", "ShareLinkImage",
+           "StaffAccount", "StatusLog", "TeamDeltaRow", "User", "Visit", "WalletOutbox"]

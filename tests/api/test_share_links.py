@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.database import transaction, utcnow
 from app.extensions import db, redis
-from app.integrations import visit_counters
+from app.integrations import redis_keys, visit_counters
 from app.models import Product, ShareLink, ShareLinkImage, User, Visit
 from app.wechat_sandbox.miniprogram import SCENE_RE
 from tests.factories import make_member, make_merchant, make_share_link, make_user
@@ -220,7 +220,7 @@ def test_landing_visits_from_one_address_count_as_one_unique_visitor(client, mer
     for _ in range(3):
         assert client.get(f"/s/{link.token}").status_code == 200
     assert count(Visit) == 3
-    key = visit_counters.link_key(merchant.id, link.id)
+    key = redis_keys.unique_visitors_of_link(merchant.id, link.id)
     assert visit_counters.unique_visitors(redis.client, key) == 1
 
 

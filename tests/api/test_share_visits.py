@@ -119,7 +119,7 @@ def test_my_team_shows_my_direct_members_and_only_my_own_team(client, shop, logi
 
 def test_visits_are_counted_once_per_visitor_in_redis(client, shop, auth_headers):
     from app.extensions import redis
-    from app.integrations import visit_counters
+    from app.integrations import redis_keys, visit_counters
 
     distributor = make_member(shop)
     link = make_share_link(distributor)
@@ -127,6 +127,6 @@ def test_visits_are_counted_once_per_visitor_in_redis(client, shop, auth_headers
         client.post(VISITS, json={"share_token": link.token}, headers=auth_headers(user_key))
     assert db.session.scalar(select(func.count()).select_from(Visit)) == 3
     assert visit_counters.unique_visitors(
-        redis.client, visit_counters.link_key(shop.id, link.id)) == 2
+        redis.client, redis_keys.unique_visitors_of_link(shop.id, link.id)) == 2
     assert visit_counters.unique_visitors(
-        redis.client, visit_counters.distributor_key(shop.id, distributor.id)) == 2
+        redis.client, redis_keys.unique_visitors_of_distributor(shop.id, distributor.id)) == 2
