@@ -14,6 +14,8 @@ merchants = AppGroup("merchants", help="Merchants (tenants).")
 admins = AppGroup("admins", help="Platform administrators.")
 demo = AppGroup("demo", help="Demo and benchmark data.")
 jobs = AppGroup("jobs", help="Scheduled jobs; each is safe to run twice.")
+ledger = AppGroup("ledger", help="The double-entry ledger.")
+wallets = AppGroup("wallets", help="Wallets and their Redis mirror.")
 
 
 def _fail_on_app_error(action):
@@ -88,6 +90,46 @@ def run_scheduler_command():
     run_scheduler()
 
 
+@jobs.command("settle-commissions")
+def settle_commissions_command():
+    """Make commission past its freeze available."""
+    from app.jobs import settle_commissions
+
+    click.echo(json.dumps(settle_commissions()))
+
+
+@jobs.command("sweep-wallet-outbox")
+def sweep_wallet_outbox_command():
+    """Mirror to Redis the wallets whose mirror is behind."""
+    from app.jobs import sweep_wallet_outbox
+
+    click.echo(json.dumps(sweep_wallet_outbox()))
+
+
+@ledger.command("verify")
+@click.option("--merchant", "merchant_id", type=int, default=None)
+def verify_command(merchant_id):
+    """Prove every balance equals its entries and every journal sums to zero; exit 1 if not."""
+    from app.services.ledger import verify
+
+    report = verify(merchant_id)
+    sound = not (report["balance_drift"] or report["unbalanced_journals"]
+                 or report["merchants_not_zero"])
+    click.echo(json.dumps({"sound": sound, **report}, ensure_ascii=False))
+    if not sound:
+        raise SystemExit(1)
+
+
+@wallets.command("rebuild-cache")
+@click.option("--merchant", "merchant_id", type=int, default=None)
+def rebuild_cache_command(merchant_id):
+    """Rebuild the Redis mirror of wallets and rankings from SQL."""
+    from app.extensions import redis
+    from app.services.wallets import rebuild_cache
+
+    click.echo(json.dumps(rebuild_cache(redis.client, merchant_id=merchant_id)))
+
+
 def register_cli(app: Flask) -> None:
-    for group in (merchants, admins, demo, jobs):
+    for group in (merchants, admins, demo, jobs, ledger, wallets):
         app.cli.add_command(group)

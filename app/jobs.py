@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.database import transaction
-from app.extensions import db
+from app.database import transaction, utcnow
+from app.extensions import db, redis
 from app.models import TeamDeltaRow
-from app.services import tree
+from app.services import commissions, tree, wallets
 
 log = logging.getLogger("fenxiao.jobs")
 
@@ -33,6 +33,26 @@ def apply_team_deltas() -> dict:
     return {"applied": sum(applied.values()), "merchants": len(applied)}
 
 
+def settle_commissions() -> dict:
+    """Pending commission past its settle date becomes available (frozen members wait), in
+    batches; then the changed wallets are mirrored."""
+    settled = 0
+    while True:
+        with transaction(db.session):
+            batch = commissions.settle_due(now=utcnow())
+        settled += batch
+        if batch == 0:
+            break
+    if settled:
+        wallets.sweep_outbox(redis.client)
+    return {"settled": settled}
+
+
+def sweep_wallet_outbox() -> dict:
+    """Mirror to Redis whatever the fast path after a commit could not."""
+    return wallets.sweep_outbox(redis.client)
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -43,6 +63,8 @@ class Job:
 # Team counters lag bindings and payments by at most about this interval (README glossary).
 SCHEDULE = (
     Job("apply-team-deltas", apply_team_deltas, every_seconds=2),
+    Job("sweep-wallet-outbox", sweep_wallet_outbox, every_seconds=5),
+    Job("settle-commissions", settle_commissions, every_seconds=60),
 )
 
 

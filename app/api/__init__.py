@@ -19,10 +19,11 @@ def register(app: Flask, api: Api) -> None:
     from app.api.mp import programs as mp_programs
     from app.api.mp import share_links as mp_share_links
     from app.api.mp import share_visits as mp_share_visits
+    from app.api.mp import wallet as mp_wallet
 
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (health.blp, mp_auth.blp, mp_me.blp, mp_programs.blp, mp_share_visits.blp,
-                      mp_share_links.blp, share_landing.blp,
+                      mp_share_links.blp, mp_wallet.blp, share_landing.blp,
                       console_auth.blp, console_settings.blp, console_distributors.blp,
                       console_staff.blp, admin_merchants.blp):
         api.register_blueprint(blueprint)

@@ -50,6 +50,8 @@ def ranking(merchant_id: int, period: str, measure: str) -> str:
     return f"{_merchant(merchant_id)}:rank:{period}:{measure}"
 
 
-def merchant_pattern(merchant_id: int | None) -> str:
-    """For rebuilds: every mirrored key of one merchant (or of all merchants)."""
-    return f"{_merchant(merchant_id)}:*" if merchant_id is not None else f"{PREFIX}:{{m*}}:*"
+def mirror_patterns(merchant_id: int | None) -> list[str]:
+    """For rebuilds: the wallet and ranking keys of one merchant (or of every merchant); the
+    visitor counters are not a mirror of SQL and are left alone."""
+    merchant = _merchant(merchant_id) if merchant_id is not None else f"{PREFIX}:{{m*}}"
+    return [f"{merchant}:wallet:*", f"{merchant}:rank:*"]

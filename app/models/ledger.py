@@ -63,4 +63,6 @@ class WalletOutbox(MerchantScoped, Base):
     __tablename__ = "wallet_outbox"
 
     member_id: Mapped[int] = mapped_column(BigInteger)
+    # A ranking period (YYYY-MM) whose totals changed too, if any.
+    period: Mapped[str | None] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -13,6 +13,7 @@ from app.encryption import SecretBox
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.models import Merchant
+from app.services import commission_plans
 from app.services.staff import new_staff_account
 
 log = logging.getLogger("fenxiao.merchants")
@@ -94,9 +95,12 @@ def program_rules(merchant: Merchant) -> ProgramRules:
     return rules_from_dict(merchant.program_rules)
 
 
-def update_program_rules(*, merchant_id: int, changes: dict) -> ProgramRules:
+def update_program_rules(*, merchant_id: int, changes: dict,
+                         staff_id: int | None = None) -> ProgramRules:
     """Validate the whole result before storing anything; only fields that differ from the
-    defaults are stored, so a future default change reaches merchants who never chose."""
+    defaults are stored, so a future default change reaches merchants who never chose. A
+    change to the money rules publishes a new commission plan version in the same
+    transaction."""
     with transaction(db.session):
         merchant = db.session.get(Merchant, merchant_id, with_for_update=True)
         try:
@@ -105,4 +109,5 @@ def update_program_rules(*, merchant_id: int, changes: dict) -> ProgramRules:
             raise InvalidInput(errors=error.errors) from None
         defaults = ProgramRules().to_dict()
         merchant.program_rules = {k: v for k, v in rules.to_dict().items() if defaults[k] != v}
+        commission_plans.publish_if_changed(merchant_id, rules, staff_id=staff_id)
     return rules

@@ -74,6 +74,7 @@ def upgrade():
     )
     op.create_table('wallet_outbox',
     sa.Column('member_id', sa.BigInteger(), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('merchant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),

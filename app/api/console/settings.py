@@ -70,5 +70,5 @@ def put_distribution_settings(changes):
     if g.staff.role != "owner" and (money := sorted(MONEY_RULES & set(changes))):
         raise Forbidden("Only the owner changes money rules.", code="role_forbidden",
                         errors={name: ["Owner only."] for name in money})
-    return _rules_body(merchant_service.update_program_rules(merchant_id=g.merchant_id,
-                                                             changes=changes))
+    return _rules_body(merchant_service.update_program_rules(
+        merchant_id=g.merchant_id, changes=changes, staff_id=g.staff.id))

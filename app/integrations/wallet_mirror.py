@@ -1,0 +1,87 @@
+"""The Redis mirror of wallets and rankings: absolute values, written under a version.
+
+A write carries the SQL state of one member — the four balances and its totals for some
+periods — and the version it was read at (the member's newest ledger entry id, which grows in
+commit order because postings to one wallet are serialized by row locks). The script writes
+only if that version is newer than the stored one, so a retry, a duplicate or a late sweeper
+can never roll the mirror back; there is no increment to repeat. The script declares every key
+it touches, and all of them carry the merchant's hash tag (one cluster slot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis as redis_lib
+
+from app.integrations import redis_keys
+
+WALLET_FIELDS = ("pending", "available", "withdrawing", "paid_out")
+
+# KEYS[1] the wallet hash, then one (commission, sales) ranking pair per period.
+# ARGV: version, member id, the four balances, then one (commission, sales) pair per period.
+_MIRROR = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
+if stored >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'pending', ARGV[3], 'available', ARGV[4],
+           'withdrawing', ARGV[5], 'paid_out', ARGV[6])
+for i = 2, #KEYS, 2 do
+  local a = 7 + (i - 2)
+  redis.call('ZADD', KEYS[i], ARGV[a], ARGV[2])
+  redis.call('ZADD', KEYS[i + 1], ARGV[a + 1], ARGV[2])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class WalletState:
+    merchant_id: int
+    member_id: int
+    version: int
+    balances: dict[str, int]
+    # period (YYYY-MM) -> (commission_fen, sales_fen)
+    period_totals: dict[str, tuple[int, int]]
+
+
+def write(client: redis_lib.Redis, state: WalletState) -> bool:
+    """Mirror one member's state; False when Redis already holds a newer one."""
+    keys = [redis_keys.wallet(state.merchant_id, state.member_id)]
+    args: list[int | str] = [state.version, state.member_id,
+                             *(state.balances[field] for field in WALLET_FIELDS)]
+    for period, (commission, sales) in sorted(state.period_totals.items()):
+        keys += [redis_keys.ranking(state.merchant_id, period, "commission"),
+                 redis_keys.ranking(state.merchant_id, period, "sales")]
+        args += [commission, sales]
+    return bool(client.eval(_MIRROR, len(keys), *keys, *args))
+
+
+def read_wallet(client: redis_lib.Redis, merchant_id: int, member_id: int) -> dict | None:
+    """The mirrored balances, or None when Redis has none or cannot answer."""
+    try:
+        stored = client.hgetall(redis_keys.wallet(merchant_id, member_id))
+    except redis_lib.RedisError:
+        return None
+    if not stored or any(field not in stored for field in WALLET_FIELDS):
+        return None
+    return {field: int(stored[field]) for field in WALLET_FIELDS}
+
+
+def top(client: redis_lib.Redis, merchant_id: int, period: str, measure: str,
+        count: int) -> list[tuple[int, int]] | None:
+    """The ``count`` best members by ``measure`` for ``period``, or None when Redis is down."""
+    try:
+        rows = client.zrevrange(redis_keys.ranking(merchant_id, period, measure), 0, count - 1,
+                                withscores=True)
+    except redis_lib.RedisError:
+        return None
+    return [(int(member), int(score)) for member, score in rows]
+
+
+def forget_merchant(client: redis_lib.Redis, merchant_id: int | None) -> int:
+    """Delete every mirrored key of one merchant (or all): a rebuild starts from nothing."""
+    deleted = 0
+    for pattern in redis_keys.mirror_patterns(merchant_id):
+        for key in client.scan_iter(match=pattern, count=1000):
+            deleted += client.delete(key)
+    return deleted

@@ -1,0 +1,67 @@
+"""Commission plan versions: every change to a program's money rules is a new version.
+
+Orders snapshot the version current at their creation, so publishing a new plan never changes
+what an existing order pays.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.domain.commission import CommissionPlan, plan_from_rules
+from app.domain.program_rules import ProgramRules
+from app.extensions import db
+from app.models import CommissionPlanVersion
+
+
+def _latest(merchant_id: int) -> CommissionPlanVersion | None:
+    return db.session.scalars(select(CommissionPlanVersion).where(
+        CommissionPlanVersion.merchant_id == merchant_id)
+        .order_by(CommissionPlanVersion.version.desc()).limit(1)).first()
+
+
+def as_plan(row: CommissionPlanVersion) -> CommissionPlan:
+    return CommissionPlan(version=row.version, tiers=row.tiers,
+                          tier_rates_bps=tuple(row.tier_rates_bps),
+                          max_total_bps=row.max_total_bps, self_purchase=row.self_purchase,
+                          level_rates_bps=tuple((level, tuple(rates))
+                                                for level, rates in row.level_rates_bps))
+
+
+def current_plan(merchant_id: int, rules: ProgramRules) -> CommissionPlan:
+    """The plan in force: the latest version, published from the rules if there is none yet.
+    Flushes only."""
+    return publish_if_changed(merchant_id, rules, staff_id=None)
+
+
+def publish_if_changed(merchant_id: int, rules: ProgramRules, *,
+                       staff_id: int | None) -> CommissionPlan:
+    """A new version when the money rules differ from the latest one; flushes only. Two
+    concurrent publishers of the same rules end with one version."""
+    latest = _latest(merchant_id)
+    wanted = plan_from_rules(rules, version=(latest.version + 1) if latest else 1)
+    if latest is not None and _same_terms(as_plan(latest), wanted):
+        return as_plan(latest)
+    row = CommissionPlanVersion(merchant_id=merchant_id, version=wanted.version,
+                                tiers=wanted.tiers, tier_rates_bps=list(wanted.tier_rates_bps),
+                                max_total_bps=wanted.max_total_bps,
+                                self_purchase=wanted.self_purchase, level_rates_bps=[],
+                                staff_id=staff_id)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        return as_plan(_latest(merchant_id))
+    return wanted
+
+
+def _same_terms(a: CommissionPlan, b: CommissionPlan) -> bool:
+    return (a.tiers, a.tier_rates_bps, a.max_total_bps, a.self_purchase, a.level_rates_bps) == \
+        (b.tiers, b.tier_rates_bps, b.max_total_bps, b.self_purchase, b.level_rates_bps)
+
+
+def list_versions(merchant_id: int) -> list[CommissionPlanVersion]:
+    return list(db.session.scalars(select(CommissionPlanVersion).where(
+        CommissionPlanVersion.merchant_id == merchant_id)
+        .order_by(CommissionPlanVersion.version.desc())))
