@@ -11,6 +11,7 @@ def register(app: Flask, api: Api) -> None:
     from app.api import landing as share_landing
     from app.api.admin import merchants as admin_merchants
     from app.api.console import auth as console_auth
+    from app.api.console import commission_plans as console_commission_plans
     from app.api.console import distributors as console_distributors
     from app.api.console import settings as console_settings
     from app.api.console import staff as console_staff
@@ -25,7 +26,7 @@ def register(app: Flask, api: Api) -> None:
     for blueprint in (health.blp, mp_auth.blp, mp_me.blp, mp_programs.blp, mp_share_visits.blp,
                       mp_share_links.blp, mp_wallet.blp, share_landing.blp,
                       console_auth.blp, console_settings.blp, console_distributors.blp,
-                      console_staff.blp, admin_merchants.blp):
+                      console_staff.blp, console_commission_plans.blp, admin_merchants.blp):
         api.register_blueprint(blueprint)
     _serve_swagger_ui_assets(app)
 

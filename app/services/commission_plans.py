@@ -9,10 +9,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.domain.commission import CommissionPlan, plan_from_rules
-from app.domain.program_rules import ProgramRules
+from app.domain.commission import CommissionPlan, OrderLine, plan_from_rules, preview
+from app.domain.program_rules import ProgramRules, RulesError, rules_from_dict
+from app.errors import InvalidInput
 from app.extensions import db
-from app.models import CommissionPlanVersion
+from app.models import CommissionPlanVersion, Merchant
 
 
 def _latest(merchant_id: int) -> CommissionPlanVersion | None:
@@ -59,6 +60,25 @@ def publish_if_changed(merchant_id: int, rules: ProgramRules, *,
 def _same_terms(a: CommissionPlan, b: CommissionPlan) -> bool:
     return (a.tiers, a.tier_rates_bps, a.max_total_bps, a.self_purchase, a.level_rates_bps) == \
         (b.tiers, b.tier_rates_bps, b.max_total_bps, b.self_purchase, b.level_rates_bps)
+
+
+def preview_draft(merchant: Merchant, *, draft: dict, lines: list[dict],
+                  discount_fen: int) -> dict:
+    """Each tier's earnings on a sample order under the merchant's rules with ``draft``
+    applied; invalid drafts are 422s naming their fields. Nothing is stored."""
+    try:
+        rules = rules_from_dict(merchant.program_rules, draft)
+    except RulesError as error:
+        raise InvalidInput(errors=error.errors) from None
+    plan = plan_from_rules(rules, version=0)
+    sample = [OrderLine(line_no=n, unit_price_fen=line["unit_price_fen"],
+                        quantity=line["quantity"]) for n, line in enumerate(lines, start=1)]
+    amounts = preview(plan, lines=sample, discount_fen=discount_fen)
+    return {"tiers": [{"tier": tier, "rate_bps": plan.tier_rates_bps[tier - 1],
+                       "amount_fen": amount} for tier, amount in amounts.items()],
+            "total_fen": sum(amounts.values()),
+            "paid_fen": sum(line.goods_fen for line in sample) - discount_fen,
+            "warnings": rules.warnings}
 
 
 def list_versions(merchant_id: int) -> list[CommissionPlanVersion]:

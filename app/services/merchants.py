@@ -32,6 +32,7 @@ def create_merchant(*, name: str, owner_username: str, owner_password: str) -> M
         db.session.flush()
         new_staff_account(merchant.id, username=owner_username, password=owner_password,
                           role="owner", field="owner_username")
+        commission_plans.publish_if_changed(merchant.id, ProgramRules(), staff_id=None)
     log.info("merchant created", extra={"merchant_id": merchant.id})
     return merchant
 
@@ -52,6 +53,7 @@ def apply_as_supplier(*, name: str, contact_name: str, contact_phone: str, owner
         db.session.flush()
         new_staff_account(merchant.id, username=owner_username, password=owner_password,
                           role="owner", field="owner_username")
+        commission_plans.publish_if_changed(merchant.id, ProgramRules(), staff_id=None)
     return merchant
 
 
