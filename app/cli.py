@@ -69,8 +69,8 @@ def tree_command(merchant_id, members, shape):
     from app.demo.tree_builder import build_tree
 
     with click.progressbar(length=members, label=f"building a {shape} tree") as bar:
-        report = build_tree(merchant_id=merchant_id, members=members, shape=shape,
-                            progress=bar.update)
+        report = _fail_on_app_error(lambda: build_tree(
+            merchant_id=merchant_id, members=members, shape=shape, progress=bar.update))
     click.echo(json.dumps(report))
 
 

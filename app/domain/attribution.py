@@ -71,13 +71,13 @@ def decide_binding(rules: ProgramRules, facts: BindingFacts) -> Decision:
     """Refusals first (always: self, cycle, inactive), then the trigger, then the mode."""
     if facts.distributor_id == facts.member_id:
         return Decision(SELF)
-    if facts.member_upline_id == facts.distributor_id and not binding_expired(
-            rules, bound_at=facts.member_bound_at, now=facts.now):
-        return Decision(ALREADY_BOUND)
     if facts.distributor_in_member_team:
         return Decision(CYCLE)
     if not facts.distributor_active:
         return Decision(INACTIVE_DISTRIBUTOR)
+    if facts.member_upline_id == facts.distributor_id and not binding_expired(
+            rules, bound_at=facts.member_bound_at, now=facts.now):
+        return Decision(ALREADY_BOUND)
     mode_refusal = _mode_refusal(rules, facts)
     if mode_refusal:
         return Decision(mode_refusal)

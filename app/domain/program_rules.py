@@ -71,13 +71,17 @@ def rules_from_dict(stored: dict | None, changes: dict | None = None) -> Program
     unknown = sorted(set(merged) - set(RULE_NAMES))
     if unknown:
         raise RulesError({name: ["Unknown field."] for name in unknown})
-    if "tier_rates_bps" in merged:
+    if isinstance(merged.get("tier_rates_bps"), list | tuple):
         merged["tier_rates_bps"] = tuple(merged["tier_rates_bps"])
     rules = replace(ProgramRules(), **merged)
     errors = validate_rules(rules)
     if errors:
         raise RulesError(errors)
     return rules
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def validate_rules(rules: ProgramRules) -> dict[str, list[str]]:
@@ -96,33 +100,42 @@ def validate_rules(rules: ProgramRules) -> dict[str, list[str]]:
                  "withdraw_min_fen", "withdraw_max_fen", "withdraw_daily_count",
                  "withdraw_fee_bps", "withdraw_auto_approve_below_fen"):
         value = getattr(rules, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not _whole(value) or value < 0:
             refuse(name, "Must be a whole number, zero or more.")
-    if rules.bind_mode == "time_limited" and rules.bind_days < 1:
+    for name in ("third_tier_acknowledged", "self_purchase"):
+        if not isinstance(getattr(rules, name), bool):
+            refuse(name, "Must be true or false.")
+    # The cross-field rules only compare values that are whole numbers (refused above if not).
+    if rules.bind_mode == "time_limited" and _whole(rules.bind_days) and rules.bind_days < 1:
         refuse("bind_days", "A time-limited binding must last at least one day.")
-    if rules.join_mode == "spend_threshold" and rules.join_spend_threshold_fen < 1:
+    if rules.join_mode == "spend_threshold" and _whole(rules.join_spend_threshold_fen) \
+            and rules.join_spend_threshold_fen < 1:
         refuse("join_spend_threshold_fen", "Set the spend that makes a member a distributor.")
-    if rules.withdraw_max_fen < rules.withdraw_min_fen:
+    if _whole(rules.withdraw_max_fen) and _whole(rules.withdraw_min_fen) \
+            and rules.withdraw_max_fen < rules.withdraw_min_fen:
         refuse("withdraw_max_fen", "Must not be below withdraw_min_fen.")
-    if not 0 <= rules.withdraw_fee_bps <= MAX_TOTAL_BPS_CEILING:
+    if _whole(rules.withdraw_fee_bps) and not 0 <= rules.withdraw_fee_bps \
+            <= MAX_TOTAL_BPS_CEILING:
         refuse("withdraw_fee_bps", "Must be between 0 and 10000.")
     return errors
 
 
 def _validate_tiers(rules: ProgramRules, refuse) -> None:
-    if rules.tiers not in (1, 2, 3):
+    max_valid = _whole(rules.max_total_bps) and 0 <= rules.max_total_bps <= MAX_TOTAL_BPS_CEILING
+    if not max_valid:
+        refuse("max_total_bps", "Must be between 0 and 10000.")
+    if not _whole(rules.tiers) or rules.tiers not in (1, 2, 3):
         refuse("tiers", f"Must be 1, 2 or 3 (never more than {MAX_TIERS}).")
         return
-    if rules.tiers == 3 and not rules.third_tier_acknowledged:
+    if rules.tiers == 3 and rules.third_tier_acknowledged is not True:
         refuse("tiers", "A third tier needs third_tier_acknowledged: true (compliance warning).")
     rates = rules.tier_rates_bps
-    if len(rates) != rules.tiers:
+    if not isinstance(rates, tuple):
+        refuse("tier_rates_bps", "Give a list of rates, one per tier.")
+    elif len(rates) != rules.tiers:
         refuse("tier_rates_bps", f"Give exactly {rules.tiers} rates, one per tier.")
-    elif any(not isinstance(r, int) or isinstance(r, bool) or r < 0 for r in rates):
+    elif any(not _whole(r) or r < 0 for r in rates):
         refuse("tier_rates_bps", "Rates are whole basis points, zero or more.")
-    elif sum(rates) > rules.max_total_bps:
+    elif _whole(rules.max_total_bps) and sum(rates) > rules.max_total_bps:
         refuse("tier_rates_bps", f"The rates add up to more than max_total_bps "
                                  f"({rules.max_total_bps}).")
-    if not isinstance(rules.max_total_bps, int) or not 0 <= rules.max_total_bps \
-            <= MAX_TOTAL_BPS_CEILING:
-        refuse("max_total_bps", "Must be between 0 and 10000.")

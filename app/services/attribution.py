@@ -25,7 +25,7 @@ from app.extensions import db
 from app.integrations import visit_counters
 from app.models import BindingLog, Member, ShareLink, User, Visit
 from app.services import tree
-from app.services.members import ensure_member
+from app.services.members import ensure_member, find_member
 from app.services.merchants import get_approved_merchant, program_rules
 
 log = logging.getLogger("fenxiao.attribution")
@@ -68,19 +68,19 @@ def record_visit(*, token: str, user_id: int | None, context: VisitContext,
     lost.
     """
     link = find_link(token)
-    merchant_id, distributor_id = link.merchant_id, link.distributor_id
+    merchant_id, distributor_id, link_id = link.merchant_id, link.distributor_id, link.id
     merchant = get_approved_merchant(merchant_id)
     timezone, rules = merchant.timezone, program_rules(merchant)
     # A first look without the lock: most visits change nothing and need not queue for it.
-    may_change = user_id is not None and _decide(rules, merchant_id, distributor_id,
-                                                 user_id).reason in _CHANGES
+    locked = user_id is not None and _first_look(rules, merchant_id, distributor_id, user_id)
     db.session.rollback()  # end the read; the write transaction takes its lock first
     with transaction(db.session):
-        if may_change:
+        if locked:
             tree.lock_tree(merchant_id)
         reason = ""
         if user_id is not None:
-            reason = _attribute(rules, merchant_id, distributor_id, user_id, link.id)
+            reason = _attribute(rules, merchant_id, distributor_id, user_id, link_id,
+                                locked=locked)
         db.session.add(Visit(merchant_id=merchant_id, share_link_id=link.id,
                              distributor_id=distributor_id, visitor_user_id=user_id,
                              channel=context.channel, scene_value=context.scene_value,
@@ -90,11 +90,11 @@ def record_visit(*, token: str, user_id: int | None, context: VisitContext,
         f"ip:{context.ip_hash}" if context.ip_hash else None)
     if redis_client is not None and visitor:
         visit_counters.count_visitor(
-            redis_client, merchant_id=merchant_id, share_link_id=link.id,
+            redis_client, merchant_id=merchant_id, share_link_id=link_id,
             distributor_id=distributor_id, visitor=visitor,
             day=business_date(utcnow(), timezone=timezone))
     bound = reason in (attribution.BOUND, attribution.REBOUND)
-    return VisitOutcome(merchant_id=merchant_id, share_link_id=link.id,
+    return VisitOutcome(merchant_id=merchant_id, share_link_id=link_id,
                         distributor_id=distributor_id, bound=bound, reason=reason)
 
 
@@ -127,10 +127,26 @@ def _decide(rules: ProgramRules, merchant_id: int, distributor_id: int, user_id:
         event=event))
 
 
+def _first_look(rules: ProgramRules, merchant_id: int, distributor_id: int,
+                user_id: int) -> bool:
+    """Whether this visit may change the tree; reads only (a new member is not inserted)."""
+    member = find_member(merchant_id=merchant_id, user_id=user_id) or Member(
+        merchant_id=merchant_id, id=0, user_id=user_id, upline_id=None, path="/")
+    return _decide(rules, merchant_id, distributor_id, user_id,
+                   member=member).reason in _CHANGES
+
+
 def _attribute(rules: ProgramRules, merchant_id: int, distributor_id: int, user_id: int,
-               share_link_id: int | None) -> str:
+               share_link_id: int | None, *, locked: bool) -> str:
+    """Decide and apply. A decision that would change the tree is only ever applied under the
+    tree lock: if the first look did not take it (the world changed since), take it now and
+    decide again on fresh rows."""
     member = ensure_member(merchant_id=merchant_id, user_id=user_id)
     decision = _decide(rules, merchant_id, distributor_id, user_id, member=member)
+    if decision.reason in _CHANGES and not locked:
+        tree.lock_tree(merchant_id)
+        db.session.expire_all()
+        decision = _decide(rules, merchant_id, distributor_id, user_id, member=member)
     _apply(rules, member, distributor_id, decision, share_link_id=share_link_id)
     return decision.reason
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import String, bindparam, delete, func, literal, select, update
+from sqlalchemy import String, bindparam, delete, func, literal, select, text, update
 
 from app.database import LOCK_TREE, lock_merchant
 from app.domain import tree as tree_rules
@@ -102,8 +102,7 @@ def apply_team_deltas(merchant_id: int, *, batch: int = DELTA_BATCH) -> int:
 def _apply(merchant_id: int, rows: Sequence) -> None:
     deltas = [tree_rules.TeamDelta(path=path, size=size, sales_fen=sales)
               for _, _, size, sales, _, path in rows]
-    for member_id, (size, sales) in tree_rules.fold_deltas(deltas).items():
-        _bump(merchant_id, member_id, size=size, sales_fen=sales)
+    _bump_many(merchant_id, tree_rules.fold_deltas(deltas))
     personal: dict[int, int] = {}
     for _, kind, _, sales, member_id, _ in rows:
         if kind == "sales":
@@ -116,8 +115,7 @@ def _apply(merchant_id: int, rows: Sequence) -> None:
 
 def _add_to_ancestors(merchant_id: int, ancestor_ids: list[int], *, size: int,
                       sales_fen: int) -> None:
-    for ancestor_id in ancestor_ids:
-        _bump(merchant_id, ancestor_id, size=size, sales_fen=sales_fen)
+    _bump_many(merchant_id, dict.fromkeys(ancestor_ids, (size, sales_fen)))
 
 
 _BUMP = (update(Member)
@@ -126,8 +124,28 @@ _BUMP = (update(Member)
                  team_sales_fen=Member.team_sales_fen + bindparam("v")))
 
 
-def _bump(merchant_id: int, member_id: int, *, size: int, sales_fen: int) -> None:
-    db.session.execute(_BUMP, {"m": merchant_id, "i": member_id, "s": size, "v": sales_fen})
+# PostgreSQL: one statement for the whole batch, however many ancestors a deep chain has.
+_BUMP_ARRAYS = text("""
+    UPDATE members AS m
+    SET team_size = m.team_size + d.s, team_sales_fen = m.team_sales_fen + d.v
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:sizes AS bigint[]), CAST(:sales AS bigint[]))
+         AS d(i, s, v)
+    WHERE m.merchant_id = :m AND m.id = d.i""")
+
+
+def _bump_many(merchant_id: int, totals: dict[int, tuple[int, int]]) -> None:
+    """Add (size, sales) to each member's team counters, in member-id order (no deadlocks)."""
+    if not totals:
+        return
+    ordered = sorted(totals.items())
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_BUMP_ARRAYS, {
+            "m": merchant_id, "ids": [i for i, _ in ordered],
+            "sizes": [s for _, (s, _) in ordered], "sales": [v for _, (_, v) in ordered]})
+        return
+    # Core executemany (not the ORM's bulk-update-by-primary-key mode).
+    db.session.connection().execute(_BUMP, [{"m": merchant_id, "i": i, "s": s, "v": v}
+                                            for i, (s, v) in ordered])
 
 
 def _team_prefix(member: Member) -> str:
