@@ -22,5 +22,8 @@ class Product(MerchantScoped, Base):
     stock: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="on_sale")
     is_distributable: Mapped[bool] = mapped_column(default=True)
+    # The product's own commission ({"mode": "rates"|"fixed"|"opt_out", "values": [...]}), or
+    # None for the plan's rates. Orders copy it onto their lines at creation.
+    commission_override: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -12,7 +12,7 @@ from app.database import transaction
 from app.extensions import db
 from app.models import Member
 from app.services import tree
-from tests.factories import make_merchant, make_member
+from tests.factories import make_member, make_merchant
 
 
 def test_bindings_moves_and_counters_work_on_sqlite(app_settings, tmp_path):

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.console.settings import ProgramRulesIn
+from app.api.json_fields import Int
 from app.errors import InvalidInput
 from app.security import console_login_required
 from app.services import commission_plans
@@ -18,14 +19,14 @@ BEARER = [{"bearerAuth": []}]
 
 
 class SampleLineIn(Schema):
-    unit_price_fen = fields.Integer(required=True, validate=validate.Range(min=0, max=10**10))
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
+    unit_price_fen = Int(required=True, validate=validate.Range(min=0, max=10**10))
+    quantity = Int(load_default=1, validate=validate.Range(min=1, max=10_000))
 
 
 class SampleOrderIn(Schema):
     lines = fields.List(fields.Nested(SampleLineIn), required=True,
                         validate=validate.Length(min=1, max=50))
-    discount_fen = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    discount_fen = Int(load_default=0, validate=validate.Range(min=0))
 
 
 class PreviewIn(Schema):

@@ -6,6 +6,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.json_fields import Int
 from app.api.member_views import MemberOut, TeamMemberOut, member_dict
 from app.api.pagination import PageArgs, page_body, page_of
 from app.models.member import DISTRIBUTOR_STATUSES
@@ -28,7 +29,7 @@ class ReasonIn(Schema):
 
 
 class MoveIn(Schema):
-    upline_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    upline_id = Int(required=True, validate=validate.Range(min=1))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 

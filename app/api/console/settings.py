@@ -6,6 +6,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from app.api.json_fields import Int
 from app.errors import Forbidden
 from app.security import console_login_required
 from app.services import merchants as merchant_service
@@ -22,24 +23,24 @@ MONEY_RULES = {"tiers", "tier_rates_bps", "max_total_bps", "third_tier_acknowled
 
 class ProgramRulesIn(Schema):
     join_mode = fields.String()
-    join_spend_threshold_fen = fields.Integer()
+    join_spend_threshold_fen = Int()
     bind_mode = fields.String()
     bind_trigger = fields.String()
-    bind_days = fields.Integer()
-    protection_days = fields.Integer()
-    register_window_minutes = fields.Integer()
-    tiers = fields.Integer()
-    tier_rates_bps = fields.List(fields.Integer())
-    max_total_bps = fields.Integer()
+    bind_days = Int()
+    protection_days = Int()
+    register_window_minutes = Int()
+    tiers = Int()
+    tier_rates_bps = fields.List(Int())
+    max_total_bps = Int()
     third_tier_acknowledged = fields.Boolean()
     self_purchase = fields.Boolean()
-    auto_receive_days = fields.Integer()
-    freeze_days = fields.Integer()
-    withdraw_min_fen = fields.Integer()
-    withdraw_max_fen = fields.Integer()
-    withdraw_daily_count = fields.Integer()
-    withdraw_fee_bps = fields.Integer()
-    withdraw_auto_approve_below_fen = fields.Integer()
+    auto_receive_days = Int()
+    freeze_days = Int()
+    withdraw_min_fen = Int()
+    withdraw_max_fen = Int()
+    withdraw_daily_count = Int()
+    withdraw_fee_bps = Int()
+    withdraw_auto_approve_below_fen = Int()
     agreement_version = fields.String()
 
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from marshmallow import Schema, fields, validate
 
+from app.api.json_fields import Int
+
 # A wx.login code is 32 characters today; 128 leaves room without accepting a pasted essay.
 WECHAT_CODE = validate.Length(min=1, max=128)
 
@@ -42,8 +44,8 @@ class PhoneOut(Schema):
 class ProfileIn(Schema):
     nickname = fields.String(validate=validate.Length(max=64))
     avatar_url = fields.String(validate=validate.Length(max=512))
-    gender = fields.Integer(validate=validate.OneOf([0, 1, 2]))
-    birth_year = fields.Integer(allow_none=True,
+    gender = Int(validate=validate.OneOf([0, 1, 2]))
+    birth_year = Int(allow_none=True,
                                 validate=validate.Range(min=1900, max=datetime.now(UTC).year))
     region = fields.String(validate=validate.Length(max=64))
 

@@ -1,0 +1,28 @@
+"""products: commission overrides
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-27 04:39:28.587746
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('commission_override', sa.JSON(), nullable=True))
+
+
+
+def downgrade():
+    with op.batch_alter_table('products', schema=None) as batch_op:
+        batch_op.drop_column('commission_override')
+
