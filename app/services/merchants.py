@@ -24,15 +24,10 @@ PLATFORM_AGREEMENT_VERSION = "2026-11"
 def create_merchant(*, name: str, owner_username: str, owner_password: str) -> Merchant:
     """An approved merchant with its owner account, in one transaction (``flask merchants
     create``); a taken username changes nothing."""
-    with transaction(db.session):
-        merchant = Merchant(name=name, status="approved", reviewed_at=utcnow(),
-                            platform_agreement_version=PLATFORM_AGREEMENT_VERSION,
-                            platform_agreement_accepted_at=utcnow())
-        db.session.add(merchant)
-        db.session.flush()
-        new_staff_account(merchant.id, username=owner_username, password=owner_password,
-                          role="owner", field="owner_username")
-        commission_plans.publish_if_changed(merchant.id, ProgramRules(), staff_id=None)
+    merchant = _open(Merchant(name=name, status="approved", reviewed_at=utcnow(),
+                              platform_agreement_version=PLATFORM_AGREEMENT_VERSION,
+                              platform_agreement_accepted_at=utcnow()),
+                     owner_username=owner_username, owner_password=owner_password)
     log.info("merchant created", extra={"merchant_id": merchant.id})
     return merchant
 
@@ -43,12 +38,17 @@ def apply_as_supplier(*, name: str, contact_name: str, contact_phone: str, owner
     if agreement_version != PLATFORM_AGREEMENT_VERSION:
         raise InvalidInput("Accept the current platform agreement.", errors={
             "agreement_version": [f"The current version is {PLATFORM_AGREEMENT_VERSION}."]})
+    return _open(Merchant(name=name, status="pending", contact_name=contact_name,
+                          contact_phone_masked=mask_phone(contact_phone),
+                          contact_phone_encrypted=box.encrypt(contact_phone),
+                          platform_agreement_version=agreement_version,
+                          platform_agreement_accepted_at=utcnow()),
+                 owner_username=owner_username, owner_password=owner_password)
+
+
+def _open(merchant: Merchant, *, owner_username: str, owner_password: str) -> Merchant:
+    """Store a new merchant with its owner account and plan version 1, in one transaction."""
     with transaction(db.session):
-        merchant = Merchant(name=name, status="pending", contact_name=contact_name,
-                            contact_phone_masked=mask_phone(contact_phone),
-                            contact_phone_encrypted=box.encrypt(contact_phone),
-                            platform_agreement_version=agreement_version,
-                            platform_agreement_accepted_at=utcnow())
         db.session.add(merchant)
         db.session.flush()
         new_staff_account(merchant.id, username=owner_username, password=owner_password,
