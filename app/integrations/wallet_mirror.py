@@ -2,15 +2,16 @@
 
 A write carries the SQL state of one member — the four balances and its totals for some
 periods — and the version it was read at (the member's newest ledger entry id, which grows in
-commit order because postings to one wallet are serialized by row locks). The script writes
-only if that version is newer than the stored one, so a retry, a duplicate or a late sweeper
-can never roll the mirror back; there is no increment to repeat. The script declares every key
+commit order because postings to one wallet are serialized by row locks). The script skips a
+write older than the stored one, so a late sweeper can never roll the mirror back; an equal
+version rewrites the same ledger state (and may add a period's rankings the first write did
+not carry); there is no increment to repeat. The script declares every key
 it touches, and all of them carry the merchant's hash tag (one cluster slot).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis as redis_lib
 
@@ -19,18 +20,29 @@ from app.integrations import redis_keys
 WALLET_FIELDS = ("pending", "available", "withdrawing", "paid_out")
 
 # KEYS[1] the wallet hash, then one (commission, sales) ranking pair per period.
-# ARGV: version, member id, the four balances, then one (commission, sales) pair per period.
+# ARGV: wallet version, member id, the four balances, then per period: its revision and the
+# (commission, sales) pair. The wallet and each period's rankings are written only when newer
+# than what the hash records for them; returns how many of them were written.
 _MIRROR = """
+local written = 0
 local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
-if stored >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'pending', ARGV[3], 'available', ARGV[4],
-           'withdrawing', ARGV[5], 'paid_out', ARGV[6])
-for i = 2, #KEYS, 2 do
-  local a = 7 + (i - 2)
-  redis.call('ZADD', KEYS[i], ARGV[a], ARGV[2])
-  redis.call('ZADD', KEYS[i + 1], ARGV[a + 1], ARGV[2])
+if stored < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'pending', ARGV[3], 'available', ARGV[4],
+             'withdrawing', ARGV[5], 'paid_out', ARGV[6])
+  written = written + 1
 end
-return 1
+for i = 2, #KEYS, 2 do
+  local a = 7 + (i - 2) / 2 * 3
+  local field = 'rev:' .. KEYS[i]
+  local seen = tonumber(redis.call('HGET', KEYS[1], field) or '-1')
+  if seen < tonumber(ARGV[a]) then
+    redis.call('ZADD', KEYS[i], ARGV[a + 1], ARGV[2])
+    redis.call('ZADD', KEYS[i + 1], ARGV[a + 2], ARGV[2])
+    redis.call('HSET', KEYS[1], field, ARGV[a])
+    written = written + 1
+  end
+end
+return written
 """
 
 
@@ -42,17 +54,19 @@ class WalletState:
     balances: dict[str, int]
     # period (YYYY-MM) -> (commission_fen, sales_fen)
     period_totals: dict[str, tuple[int, int]]
+    # period -> its revision in SQL; a period missing here is versioned like the wallet
+    period_revisions: dict[str, int] = field(default_factory=dict)
 
 
 def write(client: redis_lib.Redis, state: WalletState) -> bool:
-    """Mirror one member's state; False when Redis already holds a newer one."""
+    """Mirror one member's state; False when Redis already holds it or something newer."""
     keys = [redis_keys.wallet(state.merchant_id, state.member_id)]
     args: list[int | str] = [state.version, state.member_id,
                              *(state.balances[field] for field in WALLET_FIELDS)]
     for period, (commission, sales) in sorted(state.period_totals.items()):
         keys += [redis_keys.ranking(state.merchant_id, period, "commission"),
                  redis_keys.ranking(state.merchant_id, period, "sales")]
-        args += [commission, sales]
+        args += [state.period_revisions.get(period, state.version), commission, sales]
     return bool(client.eval(_MIRROR, len(keys), *keys, *args))
 
 

@@ -2,7 +2,7 @@
 (Alembic autogenerate and ``flask db check`` see the full metadata through it)."""
 
 from app.database import IdCounter
-from app.models.commission import Commission, CommissionPlanVersion, PeriodTotal
+from app.models.commission import Commission, CommissionPlanVersion, PeriodTotal, ProcessedRefund
 from app.models.ledger import Journal, LedgerAccount, LedgerEntry, WalletOutbox
 from app.models.member import BindingLog, Member, StatusLog, TeamDeltaRow
 from app.models.merchant import Merchant, PlatformAdmin, StaffAccount
@@ -13,5 +13,6 @@ from app.models.user import User
 
 __all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "IdCounter", "Journal",
            "LedgerAccount", "LedgerEntry", "Member", "Merchant", "Order", "OrderLine",
-           "PeriodTotal", "PlatformAdmin", "Product", "ShareLink", "ShareLinkImage",
+           "PeriodTotal", "PlatformAdmin", "ProcessedRefund", "Product", "ShareLink",
+           "ShareLinkImage",
            "StaffAccount", "StatusLog", "TeamDeltaRow", "User", "Visit", "WalletOutbox"]

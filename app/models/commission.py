@@ -82,3 +82,19 @@ class PeriodTotal(Base):
     member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     commission_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     sales_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Grows with every change of this row: the mirror writes a period's rankings only when
+    # they are newer than what Redis holds (app/integrations/wallet_mirror.py).
+    revision: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class ProcessedRefund(Base):
+    """A refund whose commission (and sales) were already taken back: a repeat — a retried
+    notification — finds its key here and changes nothing."""
+
+    __tablename__ = "processed_refunds"
+
+    merchant_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("merchants.id"),
+                                             primary_key=True)
+    refund_key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

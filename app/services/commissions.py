@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from app.domain import ledger as ledger_rules
 from app.domain import tree as tree_rules
@@ -31,7 +32,7 @@ from app.domain.commission import (
 from app.domain.money import reversed_so_far
 from app.domain.program_rules import ProgramRules
 from app.extensions import db
-from app.models import Commission, Member, Order, PeriodTotal, WalletOutbox
+from app.models import Commission, Member, Order, PeriodTotal, ProcessedRefund, WalletOutbox
 from app.models import OrderLine as OrderLineRow
 from app.services import ledger
 
@@ -148,11 +149,19 @@ def settle_due(*, now: datetime, limit: int = 1000) -> int:
 def reverse_for_refund(order: Order, *, refund_key: str, refunded_goods_before_fen: int,
                        refunded_goods_after_fen: int) -> int:
     """Take back commission in proportion to the goods refunded so far; the refund that
-    completes the order takes back exactly the rest. Pending commission is reversed from
+    completes the order takes back exactly the rest. Once per ``refund_key``: a repeat
+    changes nothing. Pending commission is reversed from
     pending, settled commission from available (even into a debt). Returns fen reversed."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(ProcessedRefund(merchant_id=order.merchant_id, refund_key=refund_key,
+                                           order_id=order.id))
+    except IntegrityError:
+        return 0  # this refund was handled before: money and sales stay as they are
     per_account: dict[tuple[int, str], int] = defaultdict(int)
     changes = []
-    for commission in _commissions(order, for_update=True):
+    commissions_of_order = _commissions(order, for_update=True)
+    for commission in commissions_of_order:
         target = reversed_so_far(amount_fen=commission.amount_fen,
                                  refunded_fen=refunded_goods_after_fen,
                                  base_fen=order.goods_paid_fen)
@@ -165,24 +174,30 @@ def reverse_for_refund(order: Order, *, refund_key: str, refunded_goods_before_f
     entries = [e for (member_id, source), amount in sorted(per_account.items())
                for e in ledger_rules.reversal(member_id=member_id, amount_fen=amount,
                                               from_kind=source)]
-    if not entries or ledger.post(merchant_id=order.merchant_id, kind="reversal",
-                                  idempotency_key=f"reversal:{refund_key}", entries=entries,
-                                  order_id=order.id) is None:
-        return 0
-    sales_delta = refunded_goods_after_fen - refunded_goods_before_fen
-    tier_one = {c.member_id for c, _, _ in changes if c.tier == 1}
+    if entries:
+        ledger.post(merchant_id=order.merchant_id, kind="reversal",
+                    idempotency_key=f"reversal:{refund_key}", entries=entries,
+                    order_id=order.id)
     for commission, target, delta in changes:
         commission.reversed_fen = target
         if target == commission.amount_fen and commission.status == "pending":
             commission.status = "reversed"
         _add_period_totals(order.merchant_id, commission.member_id, commission.period,
                            commission_fen=-delta, sales_fen=0)
-    for member_id in tier_one:
-        period = next(c.period for c, _, _ in changes if c.member_id == member_id)
-        _add_period_totals(order.merchant_id, member_id, period, commission_fen=0,
-                           sales_fen=-sales_delta)
+    _reduce_sales(order, commissions_of_order,
+                  refunded_fen=refunded_goods_after_fen - refunded_goods_before_fen)
     db.session.flush()
     return sum(delta for _, _, delta in changes)
+
+
+def _reduce_sales(order: Order, commissions_of_order: list[Commission], *,
+                  refunded_fen: int) -> None:
+    """Every refund reduces the tier-1 distributor's sales, even one too small to reverse a
+    fen of commission (once per refund: the processed-refund marker guards it)."""
+    tier_one = next((c for c in commissions_of_order if c.tier == 1), None)
+    if tier_one is not None and refunded_fen > 0:
+        _add_period_totals(order.merchant_id, tier_one.member_id, tier_one.period,
+                           commission_fen=0, sales_fen=-refunded_fen)
 
 
 def _commissions(order: Order, *, for_update: bool = False) -> list[Commission]:
@@ -200,11 +215,12 @@ def _add_period_totals(merchant_id: int, member_id: int, period: str, *, commiss
     # An upsert: two first payments of one member in a period never race on the insert.
     statement = insert(PeriodTotal).values(merchant_id=merchant_id, period=period,
                                            member_id=member_id, commission_fen=commission_fen,
-                                           sales_fen=sales_fen)
+                                           sales_fen=sales_fen, revision=1)
     db.session.execute(statement.on_conflict_do_update(
         index_elements=["merchant_id", "period", "member_id"],
         set_={"commission_fen": PeriodTotal.commission_fen + statement.excluded.commission_fen,
-              "sales_fen": PeriodTotal.sales_fen + statement.excluded.sales_fen}))
+              "sales_fen": PeriodTotal.sales_fen + statement.excluded.sales_fen,
+              "revision": PeriodTotal.revision + 1}))
     db.session.add(WalletOutbox(merchant_id=merchant_id, member_id=member_id, period=period))
 
 

@@ -47,7 +47,9 @@ def post(*, merchant_id: int, idempotency_key: str, kind: str, entries: Sequence
         with db.session.begin_nested():
             db.session.add(journal)
     except IntegrityError:
-        return None
+        if _posted(merchant_id, idempotency_key):
+            return None  # a repeat: the first posting stands
+        raise  # another constraint failed (an unknown merchant): never mistaken for a repeat
     accounts = accounts_for(merchant_id, [entry.account for entry in entries])
     guarded = set(keep_non_negative)
     totals: dict[AccountRef, int] = {}
@@ -85,16 +87,22 @@ def accounts_for(merchant_id: int, refs: Iterable[AccountRef]) -> dict[AccountRe
             wanted.update(AccountRef(ref.owner_id, kind) for kind in WALLET_KINDS)
     found = _load(merchant_id, wanted)
     missing = wanted - set(found)
-    if missing:
+    # One savepoint per account: losing the race for a shared account (the merchant's) must not
+    # undo the creation of this member's own.
+    for ref in sorted(missing, key=lambda r: (r.owner_id, r.kind)):
         try:
             with db.session.begin_nested():
-                db.session.add_all(LedgerAccount(merchant_id=merchant_id, owner_id=ref.owner_id,
-                                                 kind=ref.kind, balance_fen=0)
-                                   for ref in missing)
+                db.session.add(LedgerAccount(merchant_id=merchant_id, owner_id=ref.owner_id,
+                                             kind=ref.kind, balance_fen=0))
         except IntegrityError:
-            pass  # another transaction created them first; read theirs
-        found = _load(merchant_id, wanted)
-    return found
+            pass  # another transaction created it first; read theirs
+    return _load(merchant_id, wanted) if missing else found
+
+
+def _posted(merchant_id: int, idempotency_key: str) -> bool:
+    return db.session.scalar(select(Journal.id).where(
+        Journal.merchant_id == merchant_id, Journal.idempotency_key == idempotency_key)
+        .limit(1)) is not None
 
 
 def _load(merchant_id: int, refs: set[AccountRef]) -> dict[AccountRef, LedgerAccount]:
@@ -138,9 +146,10 @@ def verify(merchant_id: int | None = None) -> dict:
         SELECT COUNT(*) FROM ledger_accounts a {scope}"""), params).scalar()
     return {
         "accounts_checked": counts,
-        "balance_drift": [{"merchant_id": m, "account_id": a, "stored": s, "entries": e}
+        # PostgreSQL sums bigints as numeric (Decimal): report whole fen as int, JSON-ready.
+        "balance_drift": [{"merchant_id": m, "account_id": a, "stored": s, "entries": int(e)}
                           for m, a, s, e in drifted],
-        "unbalanced_journals": [{"merchant_id": m, "journal_id": j, "sum": s}
+        "unbalanced_journals": [{"merchant_id": m, "journal_id": j, "sum": int(s)}
                                 for m, j, s in unbalanced],
-        "merchants_not_zero": [{"merchant_id": m, "sum": s} for m, s in nonzero],
+        "merchants_not_zero": [{"merchant_id": m, "sum": int(s)} for m, s in nonzero],
     }

@@ -52,14 +52,20 @@ def sweep_outbox(redis_client: redis_lib.Redis, *, batch: int = SWEEP_BATCH) -> 
     mirrored = failed = 0
     merchant_ids = db.session.scalars(select(WalletOutbox.merchant_id).distinct()).all()
     for merchant_id in merchant_ids:
-        rows = db.session.execute(
-            select(WalletOutbox.id, WalletOutbox.member_id, WalletOutbox.period)
-            .where(WalletOutbox.merchant_id == merchant_id)
-            .order_by(WalletOutbox.id).limit(batch)).all()
-        if _mirror_rows(redis_client, merchant_id, rows):
-            mirrored += len(rows)
-        else:
-            failed += len(rows)
+        last_id = 0
+        while True:  # batch after batch, so one sweep leaves nothing behind
+            rows = db.session.execute(
+                select(WalletOutbox.id, WalletOutbox.member_id, WalletOutbox.period)
+                .where(WalletOutbox.merchant_id == merchant_id, WalletOutbox.id > last_id)
+                .order_by(WalletOutbox.id).limit(batch)).all()
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            if _mirror_rows(redis_client, merchant_id, rows):
+                mirrored += len(rows)
+            else:
+                failed += len(rows)
+                break  # Redis is down: the rest waits for the next sweep
     db.session.rollback()
     return {"mirrored": mirrored, "failed": failed}
 
@@ -91,14 +97,15 @@ def _state(merchant_id: int, member_id: int, periods: set[str]) -> wallet_mirror
               & (LedgerAccount.id == LedgerEntry.account_id))
         .where(LedgerEntry.merchant_id == merchant_id, LedgerAccount.owner_id == member_id))
     balances = wallet_balances(merchant_id, member_id)
-    totals = {}
-    if periods:
-        totals = {p: (c, s) for p, c, s in db.session.execute(
-            select(PeriodTotal.period, PeriodTotal.commission_fen, PeriodTotal.sales_fen).where(
-                PeriodTotal.merchant_id == merchant_id, PeriodTotal.member_id == member_id,
-                PeriodTotal.period.in_(periods)))}
-    return wallet_mirror.WalletState(merchant_id=merchant_id, member_id=member_id,
-                                     version=version, balances=balances, period_totals=totals)
+    rows = db.session.execute(
+        select(PeriodTotal.period, PeriodTotal.commission_fen, PeriodTotal.sales_fen,
+               PeriodTotal.revision).where(
+            PeriodTotal.merchant_id == merchant_id, PeriodTotal.member_id == member_id,
+            PeriodTotal.period.in_(periods))).all() if periods else []
+    return wallet_mirror.WalletState(
+        merchant_id=merchant_id, member_id=member_id, version=version, balances=balances,
+        period_totals={p: (c, s) for p, c, s, _ in rows},
+        period_revisions={p: r for p, _, _, r in rows})
 
 
 def rebuild_cache(redis_client: redis_lib.Redis, *, merchant_id: int | None = None) -> dict:
