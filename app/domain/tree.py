@@ -33,13 +33,6 @@ def is_ancestor(member_id: int, *, of_path: str) -> bool:
     return f"/{member_id}/" in of_path
 
 
-def rebase(path: str, *, old_prefix: str, new_prefix: str) -> str:
-    """A descendant's path after its subtree moved from ``old_prefix`` to ``new_prefix``."""
-    if not path.startswith(old_prefix):
-        raise ValueError(f"{path!r} is not under {old_prefix!r}")
-    return new_prefix + path[len(old_prefix):]
-
-
 @dataclass(frozen=True)
 class TeamDelta:
     """A change to the teams of every ancestor of the member at ``path`` (size in members,

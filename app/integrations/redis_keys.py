@@ -20,10 +20,6 @@ def wechat_access_token(appid: str) -> str:
     return f"{PREFIX}:wechat:{{{appid}}}:access_token"
 
 
-def wechat_access_token_lock(appid: str) -> str:
-    return f"{PREFIX}:wechat:{{{appid}}}:access_token:lock"
-
-
 def _merchant(merchant_id: int) -> str:
     return f"{PREFIX}:{{m{merchant_id}}}"
 

@@ -16,7 +16,6 @@ from app.domain.tree import (
     depth,
     fold_deltas,
     is_ancestor,
-    rebase,
 )
 
 member_ids = st.integers(1, 10**12)
@@ -74,50 +73,6 @@ def test_is_ancestor_never_confuses_ids_sharing_digits(member_id, path, expected
 @given(st.lists(st.integers(1, 40), max_size=8, unique=True), st.integers(1, 40))
 def test_is_ancestor_with_small_ids_sharing_digits(chain, other):
     assert is_ancestor(other, of_path=path_of(chain)) is (other in chain)
-
-
-@st.composite
-def moves(draw):
-    """A member deep in a tree (old chain = prefix + moved member + suffix) whose subtree root
-    moves under a new chain."""
-    ids_ = draw(st.lists(member_ids, min_size=1, max_size=60, unique=True))
-    cut = draw(st.integers(0, len(ids_) - 1))
-    end = draw(st.integers(cut + 1, len(ids_)))
-    old_prefix_chain, moved_chain = ids_[:cut], ids_[cut:end]
-    rest = [i for i in draw(st.lists(member_ids, max_size=20, unique=True))
-            if i not in ids_]
-    return old_prefix_chain, moved_chain, rest
-
-
-@given(moves())
-def test_rebase_moves_a_descendant_and_back(move):
-    old_chain, team_chain, new_chain = move
-    # ``team_chain[0]`` is the moved member; the descendant's ancestors below it follow.
-    old_prefix = path_of(old_chain + team_chain[:1])
-    new_prefix = path_of(new_chain + team_chain[:1])
-    descendant = path_of(old_chain + team_chain)
-    moved = rebase(descendant, old_prefix=old_prefix, new_prefix=new_prefix)
-    assert ancestors(moved) == new_chain + team_chain
-    assert depth(moved) - depth(descendant) == len(new_chain) - len(old_chain)
-    assert rebase(moved, old_prefix=new_prefix, new_prefix=old_prefix) == descendant
-
-
-@given(chains, chains.filter(bool))
-def test_rebase_refuses_a_path_outside_the_prefix(chain, prefix_chain):
-    path = path_of(chain)
-    prefix = path_of(prefix_chain)
-    if chain[:len(prefix_chain)] == prefix_chain:
-        assert ancestors(rebase(path, old_prefix=prefix, new_prefix="/")) == \
-            chain[len(prefix_chain):]
-    else:
-        with pytest.raises(ValueError):
-            rebase(path, old_prefix=prefix, new_prefix="/")
-
-
-def test_rebase_does_not_take_11_for_1():
-    with pytest.raises(ValueError):
-        rebase("/11/5/", old_prefix="/1/", new_prefix="/9/")
-    assert rebase("/1/5/", old_prefix="/1/", new_prefix="/9/1/") == "/9/1/5/"
 
 
 def naive_fold(deltas: list[TeamDelta]) -> dict[int, tuple[int, int]]:
