@@ -90,6 +90,17 @@ def run_scheduler_command():
     run_scheduler()
 
 
+@jobs.command("run")
+@click.argument("name")
+def run_job_command(name):
+    """Run one scheduled job once by its name (see ``app/jobs.py`` SCHEDULE)."""
+    from app.jobs import JOBS
+
+    if name not in JOBS:
+        raise click.UsageError(f"unknown job {name!r}; one of: {', '.join(JOBS)}")
+    click.echo(json.dumps(JOBS[name].run()))
+
+
 @jobs.command("settle-commissions")
 def settle_commissions_command():
     """Make commission past its freeze available."""

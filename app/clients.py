@@ -42,3 +42,22 @@ def mini_program() -> MiniProgram:
 
 def openid_login_limit() -> KeyedLimit:
     return current_app.extensions["fenxiao.openid_login_limit"]
+
+
+def pay_config():
+    """Everything the payment services need from settings (the merchant's keys come from the
+    database)."""
+    from app.services.payments import PayConfig
+
+    current = settings()
+    return PayConfig(box=secret_box(), base_url=current.wechatpay_api_base_url,
+                     public_base_url=current.public_base_url,
+                     timeout=current.wechat_timeout_seconds)
+
+
+def sandbox_base_url() -> str | None:
+    """The WeChat sandbox's address where this deployment uses it (never in production)."""
+    current = settings()
+    if current.is_production or not current.uses_wechat_sandbox:
+        return None
+    return current.wechatpay_api_base_url

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.database import transaction, utcnow
 from app.extensions import db, redis
 from app.models import TeamDeltaRow
-from app.services import commissions, tree, wallets
+from app.services import commissions, orders, payments, refunds, tree, wallets
 
 log = logging.getLogger("fenxiao.jobs")
 
@@ -48,6 +48,36 @@ def settle_commissions() -> dict:
     return {"settled": settled}
 
 
+def _pay_config():
+    from app.clients import pay_config
+
+    return pay_config()
+
+
+def cancel_unpaid_orders() -> dict:
+    """Orders unpaid after 30 minutes: asked about, closed at WeChat, cancelled, stock back."""
+    return payments.cancel_unpaid(_pay_config(), now=utcnow())
+
+
+def recover_payments() -> dict:
+    """Orders whose payment notification has not come: WeChat is asked, payments applied."""
+    return payments.recover_payments(_pay_config(), now=utcnow())
+
+
+def sync_refunds() -> dict:
+    """Refunds still open: WeChat is asked, results applied (or lost requests resent)."""
+    return refunds.sync_open_refunds(_pay_config(), now=utcnow())
+
+
+def advance_orders() -> dict:
+    """Automatic receipt after ``auto_receive_days``; completion after the after-sale window."""
+    with transaction(db.session):
+        received = orders.auto_receive_due(now=utcnow())
+    with transaction(db.session):
+        completed = orders.complete_due(now=utcnow())
+    return {"received": received, "completed": completed}
+
+
 def sweep_wallet_outbox() -> dict:
     """Mirror to Redis whatever the fast path after a commit could not."""
     return wallets.sweep_outbox(redis.client)
@@ -65,7 +95,12 @@ SCHEDULE = (
     Job("apply-team-deltas", apply_team_deltas, every_seconds=2),
     Job("sweep-wallet-outbox", sweep_wallet_outbox, every_seconds=5),
     Job("settle-commissions", settle_commissions, every_seconds=60),
+    Job("recover-payments", recover_payments, every_seconds=60),
+    Job("cancel-unpaid-orders", cancel_unpaid_orders, every_seconds=60),
+    Job("sync-refunds", sync_refunds, every_seconds=120),
+    Job("advance-orders", advance_orders, every_seconds=300),
 )
+JOBS = {job.name: job for job in SCHEDULE}
 
 
 def run_scheduler(*, iterations: int | None = None, tick_seconds: float = 0.5) -> None:

@@ -13,23 +13,28 @@ def register(app: Flask, api: Api) -> None:
     from app.api.console import auth as console_auth
     from app.api.console import commission_plans as console_commission_plans
     from app.api.console import distributors as console_distributors
+    from app.api.console import orders as console_orders
+    from app.api.console import payment_settings as console_payment_settings
     from app.api.console import products as console_products
     from app.api.console import settings as console_settings
     from app.api.console import staff as console_staff
     from app.api.mp import auth as mp_auth
     from app.api.mp import catalogue as mp_catalogue
     from app.api.mp import me as mp_me
+    from app.api.mp import orders as mp_orders
     from app.api.mp import programs as mp_programs
     from app.api.mp import share_links as mp_share_links
     from app.api.mp import share_visits as mp_share_visits
     from app.api.mp import wallet as mp_wallet
+    from app.api.webhooks import wechatpay as wechatpay_webhooks
 
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (health.blp, mp_auth.blp, mp_me.blp, mp_programs.blp, mp_share_visits.blp,
                       mp_share_links.blp, mp_wallet.blp, mp_catalogue.blp, share_landing.blp,
                       console_auth.blp, console_settings.blp, console_distributors.blp,
                       console_staff.blp, console_commission_plans.blp, console_products.blp,
-                      admin_merchants.blp):
+                      console_orders.blp, console_payment_settings.blp, mp_orders.blp,
+                      wechatpay_webhooks.blp, admin_merchants.blp):
         api.register_blueprint(blueprint)
     _serve_swagger_ui_assets(app)
 

@@ -7,12 +7,13 @@ from app.models.ledger import Journal, LedgerAccount, LedgerEntry, WalletOutbox
 from app.models.member import BindingLog, Member, StatusLog, TeamDeltaRow
 from app.models.merchant import Merchant, PlatformAdmin, StaffAccount
 from app.models.order import Order, OrderLine
+from app.models.payment import IdempotencyRecord, PaymentSettings, Refund
 from app.models.product import Product
 from app.models.share import ShareLink, ShareLinkImage, Visit
 from app.models.user import User
 
-__all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "IdCounter", "Journal",
-           "LedgerAccount", "LedgerEntry", "Member", "Merchant", "Order", "OrderLine",
-           "PeriodTotal", "PlatformAdmin", "ProcessedRefund", "Product", "ShareLink",
-           "ShareLinkImage",
-           "StaffAccount", "StatusLog", "TeamDeltaRow", "User", "Visit", "WalletOutbox"]
+__all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "IdCounter", "IdempotencyRecord",
+           "Journal", "LedgerAccount", "LedgerEntry", "Member", "Merchant", "Order", "OrderLine",
+           "PaymentSettings", "PeriodTotal", "PlatformAdmin", "ProcessedRefund", "Product",
+           "Refund", "ShareLink", "ShareLinkImage", "StaffAccount", "StatusLog", "TeamDeltaRow",
+           "User", "Visit", "WalletOutbox"]

@@ -31,6 +31,8 @@ class Order(MerchantScoped, Base):
                              ["members.merchant_id", "members.id"]),
         Index("ix_orders_merchant_id_buyer_member_id", "merchant_id", "buyer_member_id"),
         Index("ix_orders_merchant_id_status", "merchant_id", "status"),
+        # The jobs look across merchants for unpaid, shipped and received orders by age.
+        Index("ix_orders_status_created_at", "status", "created_at"),
     )
 
     out_trade_no: Mapped[str] = mapped_column(String(32))
@@ -48,11 +50,23 @@ class Order(MerchantScoped, Base):
     # Taken at creation and never changed: plan version, beneficiaries with their rates.
     commission_snapshot: Mapped[dict] = mapped_column(JSON, default=dict)
     transaction_id: Mapped[str | None] = mapped_column(String(32))
+    # The WeChat Pay account and API the order was offered on (v3 | v2), fixed at prepay so a
+    # later change of settings cannot redirect checks of its notifications.
+    pay_api: Mapped[str | None] = mapped_column(String(4))
+    pay_appid: Mapped[str | None] = mapped_column(String(32))
+    pay_mch_id: Mapped[str | None] = mapped_column(String(32))
+    prepay_id: Mapped[str | None] = mapped_column(String(64))
+    prepaid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Where a refund that WeChat closes returns the order to.
+    status_before_refund: Mapped[str | None] = mapped_column(String(20))
+    carrier: Mapped[str] = mapped_column(String(32), default="")
+    tracking_no: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     @property
     def goods_paid_fen(self) -> int:

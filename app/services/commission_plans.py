@@ -85,3 +85,11 @@ def list_versions(merchant_id: int) -> list[CommissionPlanVersion]:
     return list(db.session.scalars(select(CommissionPlanVersion).where(
         CommissionPlanVersion.merchant_id == merchant_id)
         .order_by(CommissionPlanVersion.version.desc())))
+
+
+def plan_version(merchant_id: int, version: int) -> CommissionPlan:
+    """One published version (an order's snapshot names the version it was taken under)."""
+    row = db.session.scalars(select(CommissionPlanVersion).where(
+        CommissionPlanVersion.merchant_id == merchant_id,
+        CommissionPlanVersion.version == version)).one()
+    return as_plan(row)

@@ -4,7 +4,7 @@ from flask import current_app
 
 from . import keys as platform_keys
 from .notify import Notifier
-from .state import SandboxState
+from .state import SandboxState, load_merchants
 
 EXTENSION = "wechat_sandbox"
 
@@ -14,6 +14,7 @@ class Sandbox:
         self.config = config
         self.state = SandboxState()
         self.keys = platform_keys.load_or_create(config["SANDBOX_STATE_DIR"])
+        load_merchants(self.state, config["SANDBOX_STATE_DIR"])
         self.notifier = Notifier(self.state, self.keys)
 
     @property

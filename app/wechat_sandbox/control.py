@@ -8,7 +8,7 @@ from . import ids, resources
 from . import keys as platform_keys
 from .context import current
 from .notify import describe
-from .state import Merchant
+from .state import Merchant, persist_merchants
 from .v3_transfer import finish_transfer
 
 bp = Blueprint("wechat_sandbox_control", __name__, url_prefix="/sandbox")
@@ -34,13 +34,22 @@ def _body():
     return request.get_json(silent=True) or {}
 
 
+MAX_COPIES = 100
+# WeChat's retry delays after a failed delivery (WECHAT.md): 15 deliveries in 24 h 4 min.
+RETRY_SCHEDULE_SECONDS = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800,
+                          10800, 21600, 21600)
+
+
 def _copies(body):
-    """How many identical copies to deliver (1..50), or None when the value is unusable."""
+    """How many identical copies to deliver (1..MAX_COPIES), or None when unusable.
+    ``retry_schedule: true`` means one delivery per step of WeChat's retry schedule."""
+    if body.get("retry_schedule"):
+        return len(RETRY_SCHEDULE_SECONDS)
     try:
         copies = int(body.get("copies", 1))
     except (TypeError, ValueError):
         return None
-    return copies if 1 <= copies <= 50 else None
+    return copies if 1 <= copies <= MAX_COPIES else None
 
 
 @bp.get("/healthz")
@@ -82,6 +91,7 @@ def create_merchant():
     )
     with sandbox.state.lock:
         sandbox.state.merchants[merchant.mch_id] = merchant
+    persist_merchants(sandbox)
     keys = sandbox.keys
     return jsonify(
         {
@@ -129,7 +139,7 @@ def pay(mch_id, out_trade_no):
     body = _body()
     copies = _copies(body)
     if copies is None:
-        return _error(400, "copies must be 1..50")
+        return _error(400, f"copies must be 1..{MAX_COPIES}")
     with sandbox.state.lock:
         order = sandbox.state.order_for(mch_id, out_trade_no)
         if order is None:
@@ -192,9 +202,22 @@ def resend(notification_id):
     body = _body()
     copies = _copies(body)
     if copies is None:
-        return _error(400, "copies must be 1..50")
+        return _error(400, f"copies must be 1..{MAX_COPIES}")
     deliveries = sandbox.notifier.deliver(note, copies, bool(body.get("concurrent")))
     return jsonify({"notification_id": note.id, "deliveries": deliveries})
+
+
+@bp.post("/notifications/<notification_id>/sign")
+def sign_notification(notification_id):
+    """A delivery as WeChat would send it now (fresh timestamp, nonce and signature), without
+    sending it: for callers that cannot be reached over HTTP, such as an in-process client."""
+    sandbox = current()
+    note = sandbox.state.notifications.get(notification_id)
+    if note is None:
+        return _error(404, "notification not found")
+    return jsonify(
+        {"url": note.url, "headers": sandbox.notifier.headers_for(note), "body": note.body.decode()}
+    )
 
 
 @bp.post("/refunds/<mch_id>/<out_refund_no>/complete")

@@ -1,7 +1,13 @@
 """In-memory sandbox state. One process, many threads: every mutation happens under `lock`."""
 
+import json
+import os
 import threading
 from dataclasses import dataclass, field
+
+from . import keys as platform_keys
+
+MERCHANTS_FILE = "merchants.json"
 
 
 @dataclass
@@ -130,3 +136,26 @@ class SandboxState:
     def add_notification(self, note):
         with self.lock:
             self.notifications[note.id] = note
+
+
+def persist_merchants(sandbox):
+    """Merchant accounts outlive a restart (like WeChat's), so a deployment that stored a
+    sandbox account keeps working across `make run`s. Orders and notifications do not."""
+    path = os.path.join(sandbox.config["SANDBOX_STATE_DIR"], MERCHANTS_FILE)
+    with sandbox.state.lock:  # one writer at a time: the file is replaced whole
+        rows = [dict(vars(m), public_key=platform_keys.public_key_pem(m.public_key))
+                for m in sandbox.state.merchants.values()]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as out:
+            json.dump(rows, out)
+        os.replace(path + ".tmp", path)
+
+
+def load_merchants(state, state_dir):
+    path = os.path.join(state_dir, MERCHANTS_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path) as stored:
+        for row in json.load(stored):
+            row["public_key"] = platform_keys.load_public_key(row["public_key"])
+            state.merchants[row["mch_id"]] = Merchant(**row)
