@@ -65,6 +65,8 @@ def child_env(**overrides: str) -> dict[str, str]:
 def start_sandbox(state_dir: Path, log_dir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    # WeChat's notifications (the sandbox's) come back to this gunicorn.
+    app_env = {"PUBLIC_BASE_URL": base_url, **app_env}
     process = ManagedProcess(
         [sys.executable, "-m", "app.wechat_sandbox", "--host", "127.0.0.1", "--port", str(port)],
         env=child_env(SANDBOX_STATE_DIR=str(state_dir)),
@@ -77,6 +79,8 @@ def start_gunicorn(app_env: dict[str, str], log_dir: Path, *, workers: int = 2
                    ) -> tuple[ManagedProcess, str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    # WeChat's notifications (the sandbox's) come back to this gunicorn.
+    app_env = {"PUBLIC_BASE_URL": base_url, **app_env}
     process = ManagedProcess(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
          "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"],
