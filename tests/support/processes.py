@@ -65,8 +65,6 @@ def child_env(**overrides: str) -> dict[str, str]:
 def start_sandbox(state_dir: Path, log_dir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    # WeChat's notifications (the sandbox's) come back to this gunicorn.
-    app_env = {"PUBLIC_BASE_URL": base_url, **app_env}
     process = ManagedProcess(
         [sys.executable, "-m", "app.wechat_sandbox", "--host", "127.0.0.1", "--port", str(port)],
         env=child_env(SANDBOX_STATE_DIR=str(state_dir)),
