@@ -7,8 +7,8 @@ from flask import Blueprint, jsonify, request
 from . import ids, resources
 from . import keys as platform_keys
 from .context import current
-from .notify import describe
-from .state import Merchant, persist_merchants
+from .notify import V3_EVENTS, describe
+from .state import Merchant, Notification, persist_merchants
 from .v3_transfer import finish_transfer
 
 bp = Blueprint("wechat_sandbox_control", __name__, url_prefix="/sandbox")
@@ -218,6 +218,46 @@ def sign_notification(notification_id):
     return jsonify(
         {"url": note.url, "headers": sandbox.notifier.headers_for(note), "body": note.body.decode()}
     )
+
+
+@bp.post("/notifications/custom")
+def custom_notification():
+    """A notification whose content the caller chooses (another appid, mch_id or amount, an
+    order never created), encrypted and signed exactly as WeChat would for that merchant, so a
+    receiver's content checks can be reached past its signature check. Stored, not delivered:
+    send it with the resend or sign endpoint.
+
+    v3 merchants: {"mch_id", "url", "event_type", "resource"}, encrypted with the merchant's
+    APIv3 key and signed with the platform key of its mode; or {"mch_id", "url", "raw_body"},
+    signed as given (a body that is not even JSON, which only a signature check can let
+    through). v2 merchants: {"mch_id", "url", "fields"}, a payment notification signed with
+    the merchant's API key and sign type.
+    """
+    sandbox, body = current(), _body()
+    merchant = sandbox.state.merchants.get(body.get("mch_id"))
+    if merchant is None:
+        return _error(404, "merchant not found")
+    url = body.get("url")
+    if not isinstance(url, str) or not url:
+        return _error(400, "url is required")
+    if merchant.mode == "v2":
+        fields = body.get("fields")
+        if not isinstance(fields, dict) or not fields:
+            return _error(400, "fields must be a non-empty object")
+        note = sandbox.notifier.build_v2_payment(merchant, url, fields, merchant.sign_type)
+    elif isinstance(body.get("raw_body"), str):
+        note = Notification(ids.notification_id(), merchant.mch_id, "v3",
+                            body.get("event_type", ""), url, body["raw_body"].encode(), {},
+                            serial=sandbox.keys.serial_for_mode(merchant.mode))
+        sandbox.state.add_notification(note)
+    else:
+        event_type, resource = body.get("event_type", "TRANSACTION.SUCCESS"), body.get("resource")
+        if event_type not in V3_EVENTS:
+            return _error(400, f"event_type must be one of {sorted(V3_EVENTS)}")
+        if not isinstance(resource, dict):
+            return _error(400, "resource must be an object")
+        note = sandbox.notifier.build_v3(merchant, url, event_type, resource)
+    return jsonify({"notification_id": note.id}), 201
 
 
 @bp.post("/refunds/<mch_id>/<out_refund_no>/complete")

@@ -3,6 +3,7 @@ benchmark, write ``bench-report.md`` and ``bench-report.json`` at the repository
 
     .venv/bin/python -m tests.benchmarks                      # 1,000,000-member trees
     .venv/bin/python -m tests.benchmarks --members 2000 --only tree_reads
+    .venv/bin/python -m tests.benchmarks --only notify --notifications 1000
 
 Exits 1 when a target is missed or two ways of computing one figure disagree.
 """
@@ -10,6 +11,7 @@ Exits 1 when a target is missed or two ways of computing one figure disagree.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
@@ -19,12 +21,29 @@ import time
 from sqlalchemy import text
 
 from config.settings import PROJECT_ROOT, load_settings
-from tests.benchmarks import tree_bindings, tree_reads
+from tests.benchmarks import notify, tree_bindings, tree_reads
 from tests.benchmarks.report import Report
 from tests.benchmarks.trees import Workload
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
-BENCHMARKS = {"tree_reads": tree_reads.run, "tree_bindings": tree_bindings.run}
+
+def _notify(workload: Workload, report: Report, args: argparse.Namespace,
+            postgres: PostgresServer, redis_server: RedisServer) -> None:
+    from app.clients import settings
+
+    notify.run(report, notify.Setup(
+        database_url=settings().database_url,
+        redis_url=redis_server.url, secret_key=settings().secret_key,
+        postgres_data_dir=postgres.data_dir, notifications=args.notifications,
+        workers=args.workers))
+
+
+NOTIFICATIONS = 3_000
+BENCHMARKS = {
+    "tree_reads": lambda workload, report, *_: tree_reads.run(workload, report),
+    "tree_bindings": lambda workload, report, *_: tree_bindings.run(workload, report),
+    "notify": _notify,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             workload = Workload(members=args.members, report=report)
             for name in args.only or BENCHMARKS:
                 print(f"{name}:", flush=True)
-                BENCHMARKS[name](workload, report)
+                BENCHMARKS[name](workload, report, args, postgres, redis_server)
     finally:
         redis_server.stop()
         postgres.stop()
@@ -69,10 +88,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              "(default 1,000,000)")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS),
                         help="run only this benchmark (repeatable)")
+    parser.add_argument("--notifications", type=int, default=NOTIFICATIONS,
+                        help="payment notifications timed (half at the maximum rate, half at "
+                             f"70%% of it), one order each (default {NOTIFICATIONS:,})")
+    parser.add_argument("--workers", type=int, default=_default_workers(),
+                        help="gunicorn workers for the notification benchmark's targets "
+                             "(default WEB_CONCURRENCY, else 2 per CPU)")
     args = parser.parse_args(argv)
     if args.members < 2:
         parser.error("--members must be at least 2")
+    if args.notifications < 100:
+        parser.error("--notifications must be at least 100")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     return args
+
+
+def _default_workers() -> int:
+    # gunicorn itself reads WEB_CONCURRENCY: the benchmark sizes what production would run.
+    return int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
 
 
 def _app(postgres: PostgresServer, redis_server: RedisServer, instance_dir: str):

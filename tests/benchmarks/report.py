@@ -54,6 +54,7 @@ class Figure:
     target: float | None
     runs: int
     note: str = ""
+    statistic: str = "median"  # of the runs, for both sides: median | p99
     ratio: float = field(init=False)
     ok: bool = field(init=False)
 
@@ -79,6 +80,10 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
+    # Load benchmarks: {"title", "columns", "rows" (lists of cells), "notes"} per table, and
+    # their machine-readable figures by benchmark.
+    tables: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +106,7 @@ class Report:
                 "builds": self.builds,
                 "figures": [asdict(figure) | {"target_text": figure.target_text}
                             for figure in self.figures],
+                "tables": self.tables, "metrics": self.metrics,
                 "failures": self.failures}
         json_path, md_path = root / "bench-report.json", root / "bench-report.md"
         json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -109,9 +115,10 @@ class Report:
 
     def markdown(self, data: dict) -> str:
         env = data["environment"]
+        trees = f"; trees of {self.members:,} members" if self.builds else ""
         lines = ["# Benchmark report", "",
                  f"{data['generated_at']}; {env['cpus']} CPUs, Python {env['python']}, "
-                 f"PostgreSQL {env.get('postgresql', '?')}; trees of {self.members:,} members.",
+                 f"PostgreSQL {env.get('postgresql', '?')}{trees}.",
                  "", f"**Result: {'all targets met' if self.ok else 'FAILED'}**", ""]
         if self.builds:
             lines += ["## Trees built (build_tree)", "",
@@ -123,17 +130,26 @@ class Report:
             lines += ["", f"Peak memory of the benchmark process (builds included): "
                           f"{env.get('peak_rss_mb', '?')} MB.", ""]
         for group in dict.fromkeys(figure.group for figure in self.figures):
+            figures = [figure for figure in self.figures if figure.group == group]
+            statistic = {f.statistic for f in figures}
+            shown = f" ({statistic.pop()})" if len(statistic) == 1 else ""
             lines += [f"## {group}", "",
-                      "| case | measured (median) | baseline (median) | ratio | target | |",
+                      f"| case | measured{shown} | baseline{shown} | ratio | target | |",
                       "|---|---:|---:|---:|---|---|"]
-            for f in (figure for figure in self.figures if figure.group == group):
+            for f in figures:
                 lines.append(
                     f"| {f.name} | {f.measured}: {f.measured_ms:.3f} ms | "
-                    f"{f.baseline}: {f.baseline_ms:.3f} ms | {f.ratio:,.1f}× | "
+                    f"{f.baseline}: {f.baseline_ms:.3f} ms | {_ratio(f)} | "
                     f"{f.target_text} | {_verdict(f)} |")
             notes = [f"- {f.name}: {f.note}" for f in self.figures
                      if f.group == group and f.note]
             lines += ["", *notes, ""] if notes else [""]
+        for table in self.tables:
+            lines += [f"## {table['title']}: runs", "",
+                      "| " + " | ".join(table["columns"]) + " |",
+                      "|---|---|" + "---:|" * (len(table["columns"]) - 2)]
+            lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
+            lines += ["", *[f"- {note}" for note in table["notes"]], ""]
         if self.failures:
             lines += ["## Failures", "", *[f"- {message}" for message in self.failures], ""]
         return "\n".join(lines)
@@ -144,12 +160,28 @@ class Report:
                 f"{'ratio':>10}  target"]
         for f in self.figures:
             rows.append(f"{f.name:<{width}}  {f.measured_ms:>12.3f}  {f.baseline_ms:>12.3f}  "
-                        f"{f.ratio:>9,.1f}×  {f.target_text} {_verdict(f)}")
+                        f"{_ratio(f):>10}  {f.target_text} {_verdict(f)}")
+        for table in self.tables:
+            rows += ["", table["title"] + ":",
+                     "  ".join(f"{column:>{_width(table, n)}}"
+                               for n, column in enumerate(table["columns"]))]
+            rows += ["  ".join(f"{cell:>{_width(table, n)}}" for n, cell in enumerate(row))
+                     for row in table["rows"]]
+            rows += table["notes"] + [""]
         rows += [f"build {b['shape']}: {b['members']:,} members in {b['seconds']:.1f} s"
                  for b in self.builds]
         rows += [f"FAILED: {message}" for message in self.failures]
         rows.append("RESULT: " + ("all targets met" if self.ok else "FAILED"))
         return "\n".join(rows)
+
+
+def _ratio(figure: Figure) -> str:
+    # A share below one (a p99 against a limit) reads better as a fraction than as 0.0×.
+    return f"{figure.ratio:,.1f}×" if figure.ratio >= 0.95 else f"{figure.ratio:.3f}×"
+
+
+def _width(table: dict, column: int) -> int:
+    return max(len(str(row[column])) for row in [table["columns"], *table["rows"]])
 
 
 def _verdict(figure: Figure) -> str:
