@@ -82,3 +82,56 @@ def test_an_unapproved_merchant_is_invisible(client, app_context, auth_headers):
     pending = make_merchant(status="pending", name=SECRET_NAME)
     response = client.get(f"/api/mp/v1/merchants/{pending.id}")
     assert response.status_code == 404 and SECRET_NAME not in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def foreign_order(other_shop):
+    """A paid order of another merchant, with a refund its buyer asked for."""
+    from app.database import transaction, utcnow
+    from app.models import Order, Refund
+    from tests.factories import make_order
+
+    order = make_order(make_member(other_shop, status="none"))
+    with transaction(db.session):
+        row = db.session.get(Order, (other_shop.id, order.id))
+        row.status, row.paid_at, row.transaction_id = "paid", utcnow(), "4200000000000001"
+        db.session.add(Refund(merchant_id=other_shop.id, order_id=order.id, amount_fen=100,
+                              out_refund_no=f"{row.out_trade_no}R1", source="buyer",
+                              status="requested"))
+        db.session.flush()
+        refund_id = db.session.query(Refund.id).scalar()
+    return order, refund_id
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/api/console/v1/orders/{order}/shipment", {"carrier": "顺丰", "tracking_no": "1"}),
+    ("POST", "/api/console/v1/orders/{order}/refunds", {"reason": "x"}),
+    ("POST", "/api/console/v1/refunds/{refund}/approve", {"reason": "x"}),
+    ("POST", "/api/console/v1/refunds/{refund}/reject", {"reason": "x"}),
+])
+def test_staff_cannot_touch_another_merchants_orders_or_refunds(client, shop, foreign_order,
+                                                               staff_headers, method, path,
+                                                               body):
+    from app.models import Order, Refund
+
+    order, refund_id = foreign_order
+    response = client.open(path.format(order=order.id, refund=refund_id), method=method,
+                           json=body, headers=staff_headers())
+    assert response.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(Order, (order.merchant_id, order.id)).status == "paid"
+    assert db.session.get(Refund, (order.merchant_id, refund_id)).status == "requested"
+    listed = client.get("/api/console/v1/orders", headers=staff_headers()).get_json()
+    assert listed["total"] == 0
+
+
+def test_a_buyer_cannot_reach_an_order_through_another_merchants_url(client, shop, other_shop,
+                                                                    foreign_order, login):
+    order, _ = foreign_order
+    headers = {"Authorization": f"Bearer {login('mallory')['token']}"}
+    for merchant_id in (shop.id, other_shop.id):
+        base = f"/api/mp/v1/merchants/{merchant_id}/orders/{order.id}"
+        assert client.get(base, headers=headers).status_code == 404
+        assert client.post(f"{base}/receipt", headers=headers).status_code == 404
+        assert client.post(f"{base}/refund-requests", json={"reason": "x"},
+                           headers=headers).status_code == 404
