@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from app.clients import secret_box, settings
 from app.database import transaction
+from app.demo.orders import seed_orders
 from app.domain.share_token import new_token
 from app.extensions import db
 from app.jobs import apply_team_deltas
@@ -51,15 +52,17 @@ def seed() -> str:
     for username, role in (("demo-operator", "operator"), ("demo-finance", "finance")):
         staff.add_staff(merchant_id=shop.id, username=username, password=PASSWORD, role=role)
     _products(shop.id)
-    _program(shop.id)
+    user_ids = _program(shop.id)
+    placed = seed_orders(shop.id, user_ids)
     _supplier_application()
     apply_team_deltas()
-    return (f"demo seeded: merchant {shop.id} 鲜果小铺 with {len(PEOPLE)} distributors; "
+    return (f"demo seeded: merchant {shop.id} 鲜果小铺 with {len(PEOPLE)} distributors and "
+            f"{placed} orders paid through the WeChat sandbox; "
             f"console users demo-owner/demo-operator/demo-finance, admin 'admin', password "
             f"{PASSWORD}; sign in to the mini-program API as sandbox:alice:<any> to be 阿丽")
 
 
-def _program(merchant_id: int) -> None:
+def _program(merchant_id: int) -> list[int]:
     """Everyone joins while the demo builds its tree through real share visits; then the
     program switches to the default review-by-application mode with two applicants."""
     merchants.update_program_rules(merchant_id=merchant_id, changes={"join_mode": "everyone"})
@@ -81,6 +84,7 @@ def _program(merchant_id: int) -> None:
                                  context=attribution.VisitContext(channel="h5"))
         members.join_program(merchant_id=merchant_id, user_id=user.id, agreement_version="v1",
                              real_name=real_name, phone=phone, box=secret_box())
+    return [user.id for user in users]
 
 
 def _user(key: str, nickname: str) -> User:

@@ -176,12 +176,12 @@ def recover_payments(config: PayConfig, *, now: datetime, limit: int = 200) -> d
     db.session.rollback()
     recovered = 0
     for merchant_id, out_trade_no in candidates:
-        if _ask_wechat(config, merchant_id, out_trade_no, now=now) == "paid":
+        if ask_wechat(config, merchant_id, out_trade_no, now=now) == "paid":
             recovered += 1
     return {"recovered": recovered}
 
 
-def _ask_wechat(config: PayConfig, merchant_id: int, out_trade_no: str, *,
+def ask_wechat(config: PayConfig, merchant_id: int, out_trade_no: str, *,
                 now: datetime) -> str:
     """paid | unpaid | unknown (WeChat unreachable: try again next run)."""
     try:
@@ -218,7 +218,7 @@ def _cancel_one(config: PayConfig, merchant_id: int, order_id: int, *, now: date
     out_trade_no, offered = order.out_trade_no, order.prepay_id is not None
     db.session.rollback()
     if offered:
-        answer = _ask_wechat(config, merchant_id, out_trade_no, now=now)
+        answer = ask_wechat(config, merchant_id, out_trade_no, now=now)
         if answer != "unpaid":
             return answer
         try:

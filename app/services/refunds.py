@@ -51,7 +51,7 @@ def request_refund(*, merchant_id: int, user_id: int, order_id: int, amount_fen:
 
 
 def start_refund(*, merchant_id: int, order_id: int, amount_fen: int | None, reason: str,
-                 staff_id: int, config: PayConfig, now: datetime) -> Refund:
+                 staff_id: int | None, config: PayConfig, now: datetime) -> Refund:
     """The merchant refunds (no approval step): opened and sent to WeChat at once."""
     with transaction(db.session):
         order = get_scoped(Order, merchant_id=merchant_id, id=order_id, what="order",

@@ -81,6 +81,20 @@ def test_demo_seed_builds_a_living_program_once(app, client):
         alice = db.session.scalars(select(User).where(User.nickname == "阿丽")).one()
         root = db.session.scalars(select(Member).where(Member.user_id == alice.id)).one()
         assert (root.upline_id, root.direct_members, root.team_size) == (None, 3, 17)
+        from app.models import Order
+        from app.services import ledger
+
+        order_states = dict(db.session.execute(select(Order.status, func.count())
+                                               .group_by(Order.status)).all())
+        assert order_states == {"received": 4, "shipped": 1, "paid": 2,
+                                "partially_refunded": 1}
+        everyone = list(db.session.scalars(select(Member)))
+        balances = {kind: sum(ledger.wallet_balances(root.merchant_id, m.id)[kind]
+                              for m in everyone) for kind in ("pending", "available")}
+        assert balances["pending"] > 0 and balances["available"] > 0
+        report = ledger.verify()
+        assert report["balance_drift"] == report["unbalanced_journals"] == \
+            report["merchants_not_zero"] == []
     # The sandbox user "alice" signs in as the demo's root distributor.
     from tests.support.wechat import sandbox_code
 
