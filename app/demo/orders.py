@@ -11,7 +11,7 @@ from datetime import timedelta
 import requests
 from sqlalchemy import select
 
-from app.clients import pay_config, sandbox_base_url, secret_box
+from app.clients import pay_config, sandbox_base_url, secret_box, settings
 from app.database import transaction, utcnow
 from app.extensions import db
 from app.models import Order, Product
@@ -33,7 +33,8 @@ def seed_orders(merchant_id: int, user_ids: list[int]) -> int:
     if sandbox is None:
         log.warning("no WeChat sandbox: the demo has no orders")
         return 0
-    payment_settings.configure(merchant_id=merchant_id, body={"mode": "sandbox"},
+    payment_settings.configure(merchant_id=merchant_id,
+                               body={"mode": "sandbox", "appid": settings().wechat_appid},
                                box=secret_box(), sandbox_base_url=sandbox)
     product_ids = list(db.session.scalars(select(Product.id).where(
         Product.merchant_id == merchant_id).order_by(Product.id)))

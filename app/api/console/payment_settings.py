@@ -6,7 +6,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.clients import sandbox_base_url, secret_box
+from app.clients import sandbox_base_url, secret_box, settings
 from app.security import console_login_required
 from app.services import payment_settings as payment_settings_service
 
@@ -71,6 +71,8 @@ def get_payment_settings():
 def put_payment_settings(body):
     """v3 (WeChat Pay public key and/or platform certificate), v2 (MD5 or HMAC-SHA256), or
     ``sandbox`` (local deployments: a fresh sandbox merchant account)."""
+    if body["mode"] == "sandbox":  # the sandbox account pays for this deployment's mini-program
+        body.setdefault("appid", settings().wechat_appid)
     row = payment_settings_service.configure(merchant_id=g.merchant_id, body=body,
                                              box=secret_box(),
                                              sandbox_base_url=sandbox_base_url())
