@@ -64,14 +64,14 @@ def start_refund(*, merchant_id: int, order_id: int, amount_fen: int | None, rea
 
 def _open(order: Order, amount_fen: int | None, reason: str, *, source: str,
           now: datetime) -> Refund:
-    if order.status not in PAID_STATES:
-        raise Conflict(f"An order that is {order.status} cannot be refunded.",
-                       code="order_not_refundable")
     if db.session.scalar(select(Refund.id).where(Refund.merchant_id == order.merchant_id,
                                                  Refund.order_id == order.id,
                                                  Refund.status.in_(OPEN))) is not None:
         raise Conflict("This order already has a refund in progress.",
                        code="refund_in_progress")
+    if order.status not in PAID_STATES:
+        raise Conflict(f"An order that is {order.status} cannot be refunded.",
+                       code="order_not_refundable")
     refundable = order.paid_fen - order.refunded_fen
     amount = refundable if amount_fen is None else amount_fen
     if not 0 < amount <= refundable:
