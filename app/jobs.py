@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.database import transaction, utcnow
 from app.extensions import db, redis
 from app.models import TeamDeltaRow
-from app.services import commissions, orders, payments, refunds, tree, wallets
+from app.services import commissions, orders, payments, refunds, tree, wallets, withdrawals
 
 log = logging.getLogger("fenxiao.jobs")
 
@@ -69,6 +69,12 @@ def sync_refunds() -> dict:
     return refunds.sync_open_refunds(_pay_config(), now=utcnow())
 
 
+def sync_transfers() -> dict:
+    """Withdrawals: create bills a failed call left out, ask about open bills, cancel bills
+    unconfirmed past 24 hours."""
+    return withdrawals.sync_transfers(_pay_config(), now=utcnow())
+
+
 def advance_orders() -> dict:
     """Automatic receipt after ``auto_receive_days``; completion after the after-sale window."""
     with transaction(db.session):
@@ -98,6 +104,7 @@ SCHEDULE = (
     Job("recover-payments", recover_payments, every_seconds=60),
     Job("cancel-unpaid-orders", cancel_unpaid_orders, every_seconds=60),
     Job("sync-refunds", sync_refunds, every_seconds=120),
+    Job("sync-transfers", sync_transfers, every_seconds=120),
     Job("advance-orders", advance_orders, every_seconds=300),
 )
 JOBS = {job.name: job for job in SCHEDULE}

@@ -18,6 +18,7 @@ def register(app: Flask, api: Api) -> None:
     from app.api.console import products as console_products
     from app.api.console import settings as console_settings
     from app.api.console import staff as console_staff
+    from app.api.console import withdrawals as console_withdrawals
     from app.api.mp import auth as mp_auth
     from app.api.mp import catalogue as mp_catalogue
     from app.api.mp import me as mp_me
@@ -26,6 +27,7 @@ def register(app: Flask, api: Api) -> None:
     from app.api.mp import share_links as mp_share_links
     from app.api.mp import share_visits as mp_share_visits
     from app.api.mp import wallet as mp_wallet
+    from app.api.mp import withdrawals as mp_withdrawals
     from app.api.webhooks import wechatpay as wechatpay_webhooks
 
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
@@ -34,7 +36,8 @@ def register(app: Flask, api: Api) -> None:
                       console_auth.blp, console_settings.blp, console_distributors.blp,
                       console_staff.blp, console_commission_plans.blp, console_products.blp,
                       console_orders.blp, console_payment_settings.blp, mp_orders.blp,
-                      wechatpay_webhooks.blp, admin_merchants.blp):
+                      console_withdrawals.blp, mp_withdrawals.blp, wechatpay_webhooks.blp,
+                      admin_merchants.blp):
         api.register_blueprint(blueprint)
     _serve_swagger_ui_assets(app)
 

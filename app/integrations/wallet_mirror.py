@@ -1,8 +1,8 @@
 """The Redis mirror of wallets and rankings: absolute values, written under a version.
 
 A write carries the SQL state of one member — the four balances and its totals for some
-periods — and the version it was read at (the member's newest ledger entry id, which grows in
-commit order because postings to one wallet are serialized by row locks). The script skips a
+periods — and the version it was read at (the wallet's revision, which every posting to the
+wallet raises under one row lock, so it grows in commit order). The script skips a
 write older than the stored one, so a late sweeper can never roll the mirror back; an equal
 version rewrites the same ledger state (and may add a period's rankings the first write did
 not carry); there is no increment to repeat. The script declares every key

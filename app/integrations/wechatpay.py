@@ -83,13 +83,31 @@ class RefundResult:
 
 
 @dataclass(frozen=True)
+class TransferResult:
+    """A merchant transfer bill (商家转账) as WeChat reports it."""
+
+    mch_id: str
+    out_bill_no: str
+    state: str  # ACCEPTED | PROCESSING | WAIT_USER_CONFIRM | TRANSFERING | SUCCESS | FAIL | ...
+    transfer_amount_fen: int
+    transfer_bill_no: str = ""
+    package_info: str = ""
+    fail_reason: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in ("SUCCESS", "FAIL", "CANCELLED")
+
+
+@dataclass(frozen=True)
 class Notification:
-    """A verified notification: ``kind`` is payment | refund | other (``event_type`` says)."""
+    """A verified notification: ``kind`` is payment | refund | transfer | other."""
 
     kind: str
     event_type: str
     payment: Payment | None = None
     refund: RefundResult | None = None
+    transfer: TransferResult | None = None
     resource: dict | None = None
 
 

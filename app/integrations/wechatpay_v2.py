@@ -121,6 +121,13 @@ class V2Gateway:
                                                      "PROCESSING"),
                             refund_fen=int(data.get("refund_fee_0") or 0))
 
+    def transfer(self, **_request) -> None:
+        """Merchant transfers exist only in APIv3: a v2 merchant pays distributors offline."""
+        raise PayUnavailable("Merchant transfers need APIv3 credentials.",
+                             code="TRANSFER_NEEDS_V3")
+
+    query_transfer = cancel_transfer = transfer
+
     # -- notifications ---------------------------------------------------------------------
 
     def parse_payment_notification(self, body: bytes) -> Notification:

@@ -30,10 +30,16 @@ from app.integrations.wechatpay import (
     PayRejected,
     PayUnavailable,
     RefundResult,
+    TransferResult,
 )
 
 log = logging.getLogger("fenxiao.wechatpay")
 REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
+TRANSFER_EVENT = "MCHTRANSFER.BILL.FINISHED"
+# Scene 1005 (佣金报酬) must report these two items, as registered with WeChat (WECHAT.md).
+COMMISSION_SCENE = "1005"
+COMMISSION_REPORT_INFOS = [{"info_type": "岗位类型", "info_content": "推广员"},
+                           {"info_type": "报酬说明", "info_content": "推广佣金"}]
 
 
 class V3Gateway:
@@ -138,6 +144,37 @@ class V3Gateway:
             raise self._fail("refund query", status, body)
         return _refund(body, mch_id=self.account.mch_id)
 
+    # -- merchant transfers (paying distributors) ----------------------------------------------
+
+    def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str,
+                 user_name: str | None, notify_url: str) -> TransferResult:
+        """Create the bill (scene 1005). WeChat creates one bill per ``out_bill_no``: a repeat
+        of the same request answers with the same bill, so a retry can never pay twice."""
+        status, body = self._call("transfer", self._pay.mch_transfer_bills,
+                                  out_bill_no=out_bill_no, transfer_scene_id=COMMISSION_SCENE,
+                                  openid=openid, transfer_amount=amount_fen,
+                                  transfer_remark=remark[:32], user_name=user_name or None,
+                                  transfer_scene_report_infos=COMMISSION_REPORT_INFOS,
+                                  notify_url=notify_url)
+        if status != 200:
+            raise self._fail("transfer", status, body)
+        return _transfer(body, mch_id=self.account.mch_id, amount_fen=amount_fen)
+
+    def query_transfer(self, out_bill_no: str) -> TransferResult | None:
+        status, body = self._call("transfer query", self._pay.mch_transfer_bills_query,
+                                  out_bill_no=out_bill_no)
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._fail("transfer query", status, body)
+        return _transfer(body, mch_id=self.account.mch_id)
+
+    def cancel_transfer(self, out_bill_no: str) -> None:
+        status, body = self._call("transfer cancel", self._pay.mch_transfer_bills_cancel,
+                                  out_bill_no=out_bill_no)
+        if status != 200:
+            raise self._fail("transfer cancel", status, body)
+
     # -- notifications ---------------------------------------------------------------------
 
     def parse_notification(self, headers: dict, body: bytes, *, now: float) -> Notification:
@@ -155,11 +192,17 @@ class V3Gateway:
             raise PayRejected("unknown_serial")
         try:
             text = body.decode()
+            # The library folds a bad signature and an undecryptable resource into one None:
+            # check the signature first, so a wrong APIv3 key is reported as what it is.
+            if not self._pay._core._verify_signature(headers, text):
+                raise PayRejected("bad_signature")
             data = self._pay.callback(headers, text)
-        except Exception:  # noqa: BLE001 - malformed JSON, a bad algorithm, a failing AES tag
+        except PayRejected:
+            raise
+        except Exception:  # noqa: BLE001 - malformed JSON, a bad algorithm, undecodable bytes
             raise PayRejected("malformed_or_undecryptable") from None
         if not data or not isinstance(data.get("resource"), dict):
-            raise PayRejected("bad_signature")
+            raise PayRejected("malformed_or_undecryptable")
         event_type, resource = data.get("event_type", ""), data["resource"]
         if event_type == "TRANSACTION.SUCCESS":
             if resource.get("mchid") != self.account.mch_id:
@@ -170,6 +213,11 @@ class V3Gateway:
                 raise PayRejected("mch_id_mismatch")
             return Notification("refund", event_type,
                                 refund=_refund(resource, mch_id=resource.get("mchid", "")))
+        if event_type == TRANSFER_EVENT:
+            if resource.get("mch_id") != self.account.mch_id:
+                raise PayRejected("mch_id_mismatch")
+            return Notification("transfer", event_type,
+                                transfer=_transfer(resource, mch_id=resource["mch_id"]))
         return Notification("other", event_type, resource=resource)
 
 
@@ -192,5 +240,18 @@ def _refund(resource: dict, *, mch_id: str) -> RefundResult:
                             refund_id=resource.get("refund_id", ""),
                             status=resource.get("refund_status") or resource["status"],
                             refund_fen=int(resource["amount"]["refund"]))
+    except (KeyError, TypeError, ValueError):
+        raise PayRejected("resource_incomplete") from None
+
+
+def _transfer(resource: dict, *, mch_id: str, amount_fen: int | None = None) -> TransferResult:
+    try:
+        return TransferResult(mch_id=resource.get("mch_id", mch_id),
+                              out_bill_no=resource["out_bill_no"], state=resource["state"],
+                              transfer_amount_fen=int(resource.get("transfer_amount",
+                                                                   amount_fen or 0)),
+                              transfer_bill_no=resource.get("transfer_bill_no", ""),
+                              package_info=resource.get("package_info", ""),
+                              fail_reason=resource.get("fail_reason", ""))
     except (KeyError, TypeError, ValueError):
         raise PayRejected("resource_incomplete") from None

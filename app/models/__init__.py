@@ -3,7 +3,7 @@
 
 from app.database import IdCounter
 from app.models.commission import Commission, CommissionPlanVersion, PeriodTotal, ProcessedRefund
-from app.models.ledger import Journal, LedgerAccount, LedgerEntry, WalletOutbox
+from app.models.ledger import Journal, LedgerAccount, LedgerEntry, WalletHead, WalletOutbox
 from app.models.member import BindingLog, Member, StatusLog, TeamDeltaRow
 from app.models.merchant import Merchant, PlatformAdmin, StaffAccount
 from app.models.order import Order, OrderLine
@@ -11,9 +11,10 @@ from app.models.payment import IdempotencyRecord, PaymentSettings, Refund
 from app.models.product import Product
 from app.models.share import ShareLink, ShareLinkImage, Visit
 from app.models.user import User
+from app.models.withdrawal import Withdrawal
 
 __all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "IdCounter", "IdempotencyRecord",
            "Journal", "LedgerAccount", "LedgerEntry", "Member", "Merchant", "Order", "OrderLine",
            "PaymentSettings", "PeriodTotal", "PlatformAdmin", "ProcessedRefund", "Product",
            "Refund", "ShareLink", "ShareLinkImage", "StaffAccount", "StatusLog", "TeamDeltaRow",
-           "User", "Visit", "WalletOutbox"]
+           "User", "Visit", "WalletHead", "WalletOutbox", "Withdrawal"]

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, MerchantScoped, UtcDateTime, utcnow
+from app.database import Base, BigIntId, MerchantScoped, UtcDateTime, utcnow
 
 
 class LedgerAccount(MerchantScoped, Base):
@@ -66,3 +73,17 @@ class WalletOutbox(MerchantScoped, Base):
     # A ranking period (YYYY-MM) whose totals changed too, if any.
     period: Mapped[str | None] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WalletHead(Base):
+    """A member wallet's revision: raised by every posting to that wallet, under the row's lock,
+    so revisions follow commit order even when two postings touch different accounts of the
+    wallet (an accrual to pending, a withdrawal from available). The Redis mirror writes a
+    wallet only when its revision is newer than the one it holds."""
+
+    __tablename__ = "wallet_heads"
+
+    merchant_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("merchants.id"),
+                                             primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=1)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.ledger import (
@@ -24,7 +26,7 @@ from app.domain.ledger import (
 )
 from app.errors import Conflict
 from app.extensions import db
-from app.models import Journal, LedgerAccount, LedgerEntry, WalletOutbox
+from app.models import Journal, LedgerAccount, LedgerEntry, WalletHead, WalletOutbox
 
 
 class InsufficientFunds(Conflict):
@@ -62,9 +64,26 @@ def post(*, merchant_id: int, idempotency_key: str, kind: str, entries: Sequence
                                    account_id=accounts[entry.account].id,
                                    amount_fen=entry.amount_fen) for entry in entries)
     for member_id in sorted({ref.owner_id for ref in totals if ref.owner_id != MERCHANT_OWNER}):
+        _raise_revision(merchant_id, member_id)
         db.session.add(WalletOutbox(merchant_id=merchant_id, member_id=member_id))
     db.session.flush()
     return journal
+
+
+def _raise_revision(merchant_id: int, member_id: int) -> None:
+    """The wallet's revision grows under its row lock, in commit order (see WalletHead)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(WalletHead).values(merchant_id=merchant_id, member_id=member_id,
+                                          revision=1)
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["merchant_id", "member_id"],
+        set_={"revision": WalletHead.revision + 1}))
+
+
+def wallet_revision(merchant_id: int, member_id: int) -> int:
+    return db.session.scalar(select(WalletHead.revision).where(
+        WalletHead.merchant_id == merchant_id, WalletHead.member_id == member_id)) or 0
 
 
 def _move(account: LedgerAccount, amount_fen: int, *, non_negative: bool) -> None:

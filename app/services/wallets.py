@@ -13,14 +13,14 @@ import logging
 from collections import defaultdict
 
 import redis as redis_lib
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from app.database import transaction
 from app.domain.ledger import WALLET_KINDS
 from app.extensions import db
 from app.integrations import wallet_mirror
-from app.models import LedgerAccount, LedgerEntry, PeriodTotal, WalletOutbox
-from app.services.ledger import wallet_balances
+from app.models import LedgerAccount, PeriodTotal, WalletOutbox
+from app.services.ledger import wallet_balances, wallet_revision
 
 log = logging.getLogger("fenxiao.wallets")
 SWEEP_BATCH = 500
@@ -90,12 +90,8 @@ def _mirror_rows(redis_client: redis_lib.Redis, merchant_id: int, rows) -> bool:
 
 
 def _state(merchant_id: int, member_id: int, periods: set[str]) -> wallet_mirror.WalletState:
-    # The version is read before the balances, so the balances are at least that new.
-    version = db.session.scalar(
-        select(func.coalesce(func.max(LedgerEntry.id), 0))
-        .join(LedgerAccount, (LedgerAccount.merchant_id == LedgerEntry.merchant_id)
-              & (LedgerAccount.id == LedgerEntry.account_id))
-        .where(LedgerEntry.merchant_id == merchant_id, LedgerAccount.owner_id == member_id))
+    # The revision is read before the balances, so the balances are at least that new.
+    version = wallet_revision(merchant_id, member_id)
     balances = wallet_balances(merchant_id, member_id)
     rows = db.session.execute(
         select(PeriodTotal.period, PeriodTotal.commission_fen, PeriodTotal.sales_fen,

@@ -326,7 +326,8 @@ def test_a_non_json_v3_body_under_valid_looking_headers_changes_nothing(
                             paid["notification_id"])
 
 
-@pytest.mark.parametrize("raw_body", ['{"id": "truncated', "[]", "<xml></xml>"])
+@pytest.mark.parametrize("raw_body", ['{"id": "truncated', "[]", "<xml></xml>",
+                                      '{"event_type": "TRANSACTION.SUCCESS"}'])
 def test_a_validly_signed_v3_body_that_is_not_a_notification_changes_nothing(
         client, shop, chain, setup, sandbox_url, caplog, raw_body):
     account, order, before = setup("v3_public_key")
@@ -450,14 +451,14 @@ MALFORMED_XML = [b"", b"<xml><return_code>SUCCESS</return_code>", b"not xml at a
 
 
 @pytest.mark.parametrize(("mode", "sign_type"), V2_MODES)
-@pytest.mark.parametrize("body", MALFORMED_XML)
 def test_malformed_v2_payment_xml_changes_nothing(client, shop, chain, setup, sandbox_url,
-                                                  caplog, mode, sign_type, body):
+                                                  caplog, mode, sign_type):
     account, order, before = setup(mode, sign_type)
-    reply = client.post(webhook_path(shop, mode), data=body,
-                        headers={"Content-Type": "text/xml"})
-    assert_rejected(reply, mode, "malformed_xml", caplog)
-    assert state(client, shop, chain, order) == before
+    for body in MALFORMED_XML:
+        reply = client.post(webhook_path(shop, mode), data=body,
+                            headers={"Content-Type": "text/xml"})
+        assert_rejected(reply, mode, "malformed_xml", caplog)
+        assert state(client, shop, chain, order) == before, body
     genuine_payment_applies(client, sandbox_url, shop, chain, account, order)
 
 
@@ -505,19 +506,17 @@ def v2_refund_body(account: dict, refund: dict, order: dict, *, api_key: str,
                     "req_info": refund_req_info_encrypt(api_key, plaintext)})
 
 
-@pytest.mark.parametrize(("mode", "sign_type"), V2_MODES)
-@pytest.mark.parametrize("body", MALFORMED_XML)
 def test_malformed_v2_refund_xml_changes_nothing(client, shop, chain, refunding, sandbox_url,
-                                                 caplog, mode, sign_type, body):
-    account, order, refund, before = refunding(mode, sign_type)
-    reply = client.post(webhook_path(shop, mode, "refund"), data=body,
-                        headers={"Content-Type": "text/xml"})
-    assert_rejected(reply, mode, "malformed_xml", caplog)
-    assert state(client, shop, chain, order) == before
+                                                 caplog):
+    account, order, refund, before = refunding("v2")
+    for body in MALFORMED_XML:
+        reply = client.post(webhook_path(shop, "v2", "refund"), data=body,
+                            headers={"Content-Type": "text/xml"})
+        assert_rejected(reply, "v2", "malformed_xml", caplog)
+        assert state(client, shop, chain, order) == before, body
     genuine_refund_applies(client, sandbox_url, shop, chain, account, order, refund)
 
 
-@pytest.mark.parametrize(("mode", "sign_type"), V2_MODES)
 @pytest.mark.parametrize(("variant", "reason"), [
     ("another_api_key", "undecryptable"),
     ("not_encrypted", "undecryptable"),
@@ -525,8 +524,11 @@ def test_malformed_v2_refund_xml_changes_nothing(client, shop, chain, refunding,
     ("another_mch_id", "mch_id_mismatch"),
 ])
 def test_a_v2_refund_notification_that_is_not_wechats_changes_nothing(
-        client, shop, chain, refunding, sandbox_url, caplog, mode, sign_type, variant, reason):
-    account, order, refund, before = refunding(mode, sign_type)
+        client, shop, chain, refunding, sandbox_url, caplog, variant, reason):
+    """v2 refund notifications carry no signature (the sign type plays no part): req_info
+    encrypted with the merchant's API key is the proof."""
+    mode = "v2"
+    account, order, refund, before = refunding(mode)
     key = secrets.token_hex(16) if variant == "another_api_key" else account["api_key"]
     body = v2_refund_body(account, refund, order, api_key=key,
                           appid=ANOTHER_APPID if variant == "another_appid" else None,

@@ -38,7 +38,7 @@ def _notify(workload: Workload, report: Report, args: argparse.Namespace,
         workers=args.workers))
 
 
-NOTIFICATIONS = 3_000
+NOTIFICATIONS = 800
 BENCHMARKS = {
     "tree_reads": lambda workload, report, *_: tree_reads.run(workload, report),
     "tree_bindings": lambda workload, report, *_: tree_bindings.run(workload, report),

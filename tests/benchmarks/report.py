@@ -133,8 +133,10 @@ class Report:
             figures = [figure for figure in self.figures if figure.group == group]
             statistic = {f.statistic for f in figures}
             shown = f" ({statistic.pop()})" if len(statistic) == 1 else ""
+            # A p99 is compared with a limit, not with another p99.
+            baseline = " (median)" if shown == " (median)" else ""
             lines += [f"## {group}", "",
-                      f"| case | measured{shown} | baseline{shown} | ratio | target | |",
+                      f"| case | measured{shown} | baseline{baseline} | ratio | target | |",
                       "|---|---:|---:|---:|---|---|"]
             for f in figures:
                 lines.append(

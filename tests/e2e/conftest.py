@@ -4,11 +4,18 @@ import pytest
 
 from tests.support.processes import start_gunicorn
 
+WORKERS = 4
 # gunicorn's own access line per request, with the serving worker's pid: the app's JSON lines
 # do not say which worker wrote them, and the duplicate-notification tests must show that
 # copies were spread over several workers. The path only (%(U)s): query strings may carry codes.
 ACCESS_LOG_MARK = "e2e-access"
-GUNICORN_CMD_ARGS = ("--access-logfile - --access-logformat "
+# Left alone, one gthread worker that wakes first may accept nearly all of a burst (59 of 64
+# copies seen), so "across every worker" would depend on luck. At most 16 open connections per
+# worker, a burst of 64 (their notifications wait on one order's row lock, so they are all
+# open at once) must reach all 4; more connections wait in the listen backlog, none is refused.
+WORKER_CONNECTIONS = 16
+GUNICORN_CMD_ARGS = (f"--worker-connections {WORKER_CONNECTIONS} "
+                     "--access-logfile - --access-logformat "
                      f"'{ACCESS_LOG_MARK} pid=%(p)s %(m)s %(U)s %(s)s'")
 
 
@@ -27,6 +34,6 @@ def served_env(app, database_url, redis_server, sandbox_url, tmp_path_factory) -
 def served_app(served_env, artifacts_dir):
     """gunicorn serving the app on the test database (migrated by `app`) with 4 workers."""
     process, base_url = start_gunicorn({**served_env, "GUNICORN_CMD_ARGS": GUNICORN_CMD_ARGS},
-                                       artifacts_dir, workers=4)
+                                       artifacts_dir, workers=WORKERS)
     yield base_url, process
     process.stop()

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.e2e.conftest import ACCESS_LOG_MARK
+from tests.e2e.conftest import ACCESS_LOG_MARK, WORKERS
 from tests.support.processes import PROJECT_ROOT, child_env
 from tests.support.servers import wait_until
 from tests.support.wechat import sandbox_code
@@ -28,7 +28,6 @@ PAID_FEN = PRICE_FEN * QUANTITY  # 29,970
 BOB_TIER_ONE_FEN = 2_997  # 29,970 × 10%
 ALICE_TIER_TWO_FEN = 1_498  # 29,970 × 5% = 1,498.5, floored
 STORM_COPIES = 64
-WORKERS = 4
 V3, V2 = ("v3_public_key", "MD5"), ("v2", "MD5")
 
 

@@ -19,7 +19,7 @@ from app.database import utcnow
 from app.errors import AppError
 from app.extensions import db, redis
 from app.integrations.wechatpay import Notification, PayRejected
-from app.services import payments, refunds, wallets
+from app.services import payments, refunds, wallets, withdrawals
 
 log = logging.getLogger("fenxiao.webhooks")
 blp = Blueprint("wechatpay_webhooks", __name__, url_prefix="/webhooks/wechatpay",
@@ -45,6 +45,9 @@ def _apply(merchant_id: int, note: Notification) -> None:
     elif note.kind == "refund":
         outcome = refunds.apply_refund_result(merchant_id=merchant_id, result=note.refund,
                                               now=utcnow())
+    elif note.kind == "transfer":
+        outcome = withdrawals.apply_transfer_result(merchant_id=merchant_id,
+                                                    result=note.transfer, now=utcnow())
     else:
         raise PayRejected(f"unsupported_event:{note.event_type}")
     log.info("wechatpay notification applied", extra={
@@ -65,7 +68,8 @@ def _rejected(merchant_id: int, api: str, exc: PayRejected) -> None:
 @blp.doc(responses={"204": {"description": "applied (or a repeat)"},
                     "400": {"description": '{"code": "FAIL", "message": reason}'}})
 def v3_notification(merchant_id: int):
-    """Any APIv3 notification: TRANSACTION.SUCCESS, REFUND.SUCCESS/ABNORMAL/CLOSED."""
+    """Any APIv3 notification: TRANSACTION.SUCCESS, REFUND.SUCCESS/ABNORMAL/CLOSED,
+    MCHTRANSFER.BILL.FINISHED."""
     try:
         note = _gateway(merchant_id, "v3").parse_notification(
             request.headers, request.get_data(), now=time.time())
