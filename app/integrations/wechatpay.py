@@ -1,8 +1,8 @@
 """WeChat Pay, both APIs, behind one small interface (the only code that speaks its formats).
 
-``gateway_for(account, base_url)`` gives a ``V3Gateway`` (wechatpayv3) or a ``V2Gateway``
-(wechatpy); both prepay, sign the object ``wx.requestPayment`` takes, query and close orders,
-refund, and turn a notification into a checked, decrypted result. Everything they return is a
+``gateway_for`` gives a ``V3Gateway`` (wechatpayv3) or a ``V2Gateway`` (wechatpy); both prepay,
+sign the object ``wx.requestPayment`` takes, query and close orders, refund, and turn a
+notification into a checked, decrypted result; v3 also pays distributors (merchant transfers). Everything they return is a
 plain value (``Payment``, ``RefundResult``); everything that goes wrong is ``PayRejected`` (a
 notification we must refuse, with its reason) or ``PayUnavailable`` (WeChat failed; retry).
 """
@@ -115,20 +115,19 @@ _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 
 
-def gateway_for(account: PayAccount, *, base_url: str, cache_key: tuple | None = None,
-                timeout: float = 5.0):
-    """The gateway for ``account``. Building a v3 client parses RSA keys, so processes keep
-    one per ``cache_key`` (merchant id and settings revision): no state, only a parsed key."""
+def gateway_for(account_of, *, base_url: str, cache_key: tuple, timeout: float = 5.0):
+    """The gateway for the account ``account_of()`` returns. Building one decrypts secrets and
+    parses RSA keys, so each process keeps one per ``cache_key`` (merchant id and a fingerprint
+    of the stored settings): no state, only parsed keys."""
     from app.integrations.wechatpay_v2 import V2Gateway
     from app.integrations.wechatpay_v3 import V3Gateway
 
-    if cache_key is not None:
-        with _cache_lock:
-            if (found := _cache.get((cache_key, base_url))) is not None:
-                return found
+    with _cache_lock:
+        if (found := _cache.get((cache_key, base_url))) is not None:
+            return found
+    account = account_of()
     kind = V3Gateway if account.api == "v3" else V2Gateway
     gateway = kind(account, base_url=base_url, timeout=timeout)
-    if cache_key is not None:
-        with _cache_lock:
-            _cache[(cache_key, base_url)] = gateway
+    with _cache_lock:
+        _cache[(cache_key, base_url)] = gateway
     return gateway

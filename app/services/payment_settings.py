@@ -153,7 +153,7 @@ def gateway(merchant_id: int, *, box: SecretBox, base_url: str, timeout: float =
     if row is None:
         raise Conflict("This merchant has not configured WeChat Pay yet.",
                        code="payment_not_configured")
-    return gateway_for(account_of(row, box), base_url=base_url,
+    return gateway_for(lambda: account_of(row, box), base_url=base_url,
                        cache_key=(merchant_id, _fingerprint(row)), timeout=timeout)
 
 
