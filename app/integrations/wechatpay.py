@@ -2,9 +2,10 @@
 
 ``gateway_for`` gives a ``V3Gateway`` (wechatpayv3) or a ``V2Gateway`` (wechatpy); both prepay,
 sign the object ``wx.requestPayment`` takes, query and close orders, refund, and turn a
-notification into a checked, decrypted result; v3 also pays distributors (merchant transfers). Everything they return is a
-plain value (``Payment``, ``RefundResult``); everything that goes wrong is ``PayRejected`` (a
-notification we must refuse, with its reason) or ``PayUnavailable`` (WeChat failed; retry).
+notification into a checked, decrypted result; v3 also pays distributors (merchant transfers).
+Everything they return is a plain value (``Payment``, ``RefundResult``, ``TransferResult``);
+everything that goes wrong is ``PayRejected`` (a notification we must refuse, with its reason)
+or ``PayUnavailable`` (WeChat failed; retry).
 """
 
 from __future__ import annotations
