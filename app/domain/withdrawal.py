@@ -18,6 +18,8 @@ from app.domain.money import BPS
 
 # WeChat requires the payee's real name on a transfer from this amount (¥2,000).
 REAL_NAME_REQUIRED_FROM_FEN = 200_000
+# WeChat pays one user at most ¥20,000 a day through merchant transfers.
+WECHAT_DAILY_CAP_FEN = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ def fee_for(*, amount_fen: int, fee_bps: int) -> int:
 
 
 def refusal(*, amount_fen: int, fee_fen: int, available_fen: int, min_fen: int, max_fen: int,
-            daily_count: int, requests_today: int, has_real_name: bool) -> Refusal | None:
+            daily_count: int, requests_today: int, withdrawn_today_fen: int,
+            has_real_name: bool) -> Refusal | None:
     """The first rule a request breaks, or None. Debt first: a negative balance blocks every
     withdrawal whatever its amount."""
     if available_fen < 0:
@@ -46,6 +49,10 @@ def refusal(*, amount_fen: int, fee_fen: int, available_fen: int, min_fen: int, 
     if requests_today >= daily_count:
         return Refusal("daily_limit_reached", "amount_fen",
                        f"At most {daily_count} withdrawals a day.")
+    if withdrawn_today_fen + amount_fen > WECHAT_DAILY_CAP_FEN:
+        left = max(WECHAT_DAILY_CAP_FEN - withdrawn_today_fen, 0)
+        return Refusal("daily_amount_exceeded", "amount_fen",
+                       f"WeChat pays at most ¥20,000 a day; {left} fen are left today.")
     if amount_fen + fee_fen > available_fen:
         return Refusal("insufficient_balance", "amount_fen",
                        f"Only {available_fen} fen are available (the fee is {fee_fen} fen).")

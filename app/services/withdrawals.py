@@ -91,6 +91,7 @@ def _open(merchant: Merchant, member: Member, amount_fen: int, real_name: str | 
         min_fen=program.withdraw_min_fen, max_fen=program.withdraw_max_fen,
         daily_count=program.withdraw_daily_count,
         requests_today=_requests_on(merchant.id, member.id, today),
+        withdrawn_today_fen=_withdrawn_on(merchant.id, member.id, today),
         has_real_name=member.real_name_encrypted is not None)
     if refused:
         raise InvalidInput(refused.message, code=refused.code,
@@ -113,13 +114,21 @@ def _open(merchant: Merchant, member: Member, amount_fen: int, real_name: str | 
     return withdrawal
 
 
+def _counted_on(merchant_id: int, member_id: int, day):
+    """Requests that count against the daily limits: a rejected or failed one gives its turn
+    (and its amount) back."""
+    return (Withdrawal.merchant_id == merchant_id, Withdrawal.member_id == member_id,
+            Withdrawal.requested_on == day, Withdrawal.status.not_in(("rejected", "failed")))
+
+
 def _requests_on(merchant_id: int, member_id: int, day) -> int:
-    """Requests that count against the daily limit: a rejected or failed one gives its turn
-    back."""
     return db.session.scalar(select(func.count()).select_from(Withdrawal).where(
-        Withdrawal.merchant_id == merchant_id, Withdrawal.member_id == member_id,
-        Withdrawal.requested_on == day,
-        Withdrawal.status.not_in(("rejected", "failed")))) or 0
+        *_counted_on(merchant_id, member_id, day))) or 0
+
+
+def _withdrawn_on(merchant_id: int, member_id: int, day) -> int:
+    return int(db.session.scalar(select(func.coalesce(func.sum(Withdrawal.amount_fen), 0))
+                                 .where(*_counted_on(merchant_id, member_id, day))))
 
 
 # -- review ------------------------------------------------------------------------------------
@@ -135,6 +144,8 @@ def approve(*, merchant_id: int, withdrawal_id: int, staff_id: int, now: datetim
 def reject(*, merchant_id: int, withdrawal_id: int, staff_id: int, reason: str,
            now: datetime) -> WithdrawalOutcome:
     """The money goes back to ``available``; the reason is shown to the distributor."""
+    if not reason.strip():
+        raise InvalidInput(errors={"reason": ["Say why the withdrawal is rejected."]})
     with transaction(db.session):
         withdrawal = _locked(merchant_id, withdrawal_id, "requested")
         withdrawal.staff_id, withdrawal.reviewed_at = staff_id, now
@@ -146,7 +157,10 @@ def reject(*, merchant_id: int, withdrawal_id: int, staff_id: int, reason: str,
 def mark_paid_offline(*, merchant_id: int, withdrawal_id: int, staff_id: int, reference: str,
                       now: datetime) -> WithdrawalOutcome:
     """Finance paid by other means (a bank transfer): recorded with its reference. Not while a
-    WeChat transfer bill is open — that could pay twice."""
+    WeChat transfer was ever started — that could pay twice (``start_transfer`` claims the
+    withdrawal before it calls WeChat)."""
+    if not reference.strip():
+        raise InvalidInput(errors={"reference": ["Give the payment's reference."]})
     with transaction(db.session):
         withdrawal = _locked(merchant_id, withdrawal_id, "requested", "approved")
         withdrawal.staff_id, withdrawal.offline_reference = staff_id, reference
@@ -186,55 +200,80 @@ def _pay_out(withdrawal: Withdrawal, now: datetime) -> None:
 
 def start_transfer(*, merchant_id: int, withdrawal_id: int, config: PayConfig,
                    now: datetime) -> Withdrawal:
-    """Create (or find) the transfer bill of an approved withdrawal. Runs outside any
-    transaction. A v2-only merchant has no transfers: the withdrawal stays approved for
-    finance to pay offline."""
+    """Create (or find) the transfer bill of an approved withdrawal. The withdrawal is claimed
+    (``transferring``) in its own transaction before WeChat is called, so finance can no longer
+    mark it paid offline and no other runner starts it again. A merchant without APIv3 has no
+    transfers: the withdrawal stays approved for finance to pay offline."""
+    try:
+        gateway = config.gateway(merchant_id)
+    except Conflict:  # no payment settings: nothing to transfer with
+        return db.session.get(Withdrawal, (merchant_id, withdrawal_id))
+    if gateway.api != "v3" or not _claim(merchant_id, withdrawal_id, gateway, now):
+        return db.session.get(Withdrawal, (merchant_id, withdrawal_id))
+    return _create_bill(merchant_id, withdrawal_id, gateway, config, now)
+
+
+def _claim(merchant_id: int, withdrawal_id: int, gateway, now: datetime) -> bool:
+    with transaction(db.session):
+        withdrawal = db.session.get(Withdrawal, (merchant_id, withdrawal_id),
+                                    with_for_update=True)
+        if withdrawal is None or withdrawal.status != "approved":
+            return False
+        withdrawal.status, withdrawal.transfer_started_at = "transferring", now
+        withdrawal.transfer_mch_id = gateway.account.mch_id
+        withdrawal.transfer_app_id = gateway.account.appid
+    return True
+
+
+def _create_bill(merchant_id: int, withdrawal_id: int, gateway, config: PayConfig,
+                 now: datetime) -> Withdrawal:
+    """Send the bill (same ``out_bill_no`` every time). After a failed call the bill is
+    queried first: found → its state is applied; absent and refused for good → the money
+    returns; otherwise the sync job asks again later."""
     withdrawal = db.session.get(Withdrawal, (merchant_id, withdrawal_id))
-    if withdrawal is None or withdrawal.status != "approved":
-        return withdrawal
-    gateway = config.gateway(merchant_id)
-    if gateway.api != "v3":
-        return withdrawal
     member = db.session.get(Member, (merchant_id, withdrawal.member_id))
     request = dict(out_bill_no=withdrawal.out_bill_no, amount_fen=withdrawal.amount_fen,
                    openid=db.session.get(User, member.user_id).openid, remark=REMARK,
                    user_name=_real_name(member, withdrawal, config.box),
                    notify_url=config.notify_url(merchant_id, "v3"))
-    db.session.rollback()
+    db.session.rollback()  # no transaction stays open across the call to WeChat
     try:
         result = gateway.transfer(**request)
     except PayUnavailable as exc:
-        result = _after_failed_call(gateway, request["out_bill_no"], exc)
+        log.warning("transfer call failed", extra={"merchant_id": merchant_id,
+                                                   "withdrawal_id": withdrawal_id,
+                                                   "code": exc.code, "status": exc.status})
+        result = _bill_after_failed_call(gateway, request, exc)
         if result is None:
             return db.session.get(Withdrawal, (merchant_id, withdrawal_id))
-    _started(merchant_id, withdrawal_id, gateway, now)
     apply_transfer_result(merchant_id=merchant_id, result=result, now=now)
     return db.session.get(Withdrawal, (merchant_id, withdrawal_id))
+
+
+def _bill_after_failed_call(gateway, request: dict, exc: PayUnavailable
+                            ) -> TransferResult | None:
+    try:
+        found = gateway.query_transfer(request["out_bill_no"])
+    except PayUnavailable:
+        return None
+    if found is not None or not _refused_outright(exc):
+        return found
+    # WeChat never created the bill and never will: the money goes back.
+    return TransferResult(mch_id=gateway.account.mch_id, out_bill_no=request["out_bill_no"],
+                          state="FAIL", transfer_amount_fen=request["amount_fen"],
+                          fail_reason=(exc.code or "REFUSED")[:64])
+
+
+def _refused_outright(exc: PayUnavailable) -> bool:
+    retryable = {"SYSTEM_ERROR", "FREQUENCY_LIMITED", "NOT_ENOUGH"}
+    return (exc.status is not None and 400 <= exc.status < 500
+            and exc.code not in retryable)
 
 
 def _real_name(member: Member, withdrawal: Withdrawal, box: SecretBox) -> str | None:
     if withdrawal.amount_fen < rules_of.REAL_NAME_REQUIRED_FROM_FEN:
         return None
     return box.decrypt(member.real_name_encrypted) if member.real_name_encrypted else None
-
-
-def _after_failed_call(gateway, out_bill_no: str, exc: PayUnavailable) -> TransferResult | None:
-    """WeChat answered something other than 200: ask what became of the bill before anything
-    is sent again (never a new out_bill_no, never a blind resend). None: try again later."""
-    log.warning("transfer call failed", extra={"code": exc.code, "status": exc.status})
-    try:
-        return gateway.query_transfer(out_bill_no)
-    except PayUnavailable:
-        return None
-
-
-def _started(merchant_id: int, withdrawal_id: int, gateway, now: datetime) -> None:
-    with transaction(db.session):
-        withdrawal = db.session.get(Withdrawal, (merchant_id, withdrawal_id),
-                                    with_for_update=True)
-        withdrawal.transfer_started_at = withdrawal.transfer_started_at or now
-        withdrawal.transfer_mch_id = gateway.account.mch_id
-        withdrawal.transfer_app_id = gateway.account.appid
 
 
 def apply_transfer_result(*, merchant_id: int, result: TransferResult,
@@ -294,8 +333,8 @@ def _query(config: PayConfig, merchant_id: int, withdrawal_id: int, now: datetim
     db.session.rollback()
     gateway = config.gateway(merchant_id)
     result = gateway.query_transfer(out_bill_no)
-    if result is None:
-        return "unknown"
+    if result is None:  # the creating call never reached WeChat: send the same bill again
+        return _create_bill(merchant_id, withdrawal_id, gateway, config, now).status
     if not result.is_final and started and started + CONFIRM_WINDOW <= now:
         gateway.cancel_transfer(out_bill_no)  # WeChat reports CANCELLED when it is done
         result = gateway.query_transfer(out_bill_no) or result

@@ -66,6 +66,7 @@ def test_concurrent_requests_can_never_overdraw(app, client, shop, chain, pay_ac
 
     earn(client, shop, chain, pay_account, add_product, sandbox_url)
     bob = chain["bob"]["headers"]
+    url = f"/api/mp/v1/merchants/{shop.id}/withdrawals"
     db.session.rollback()  # this thread holds no snapshot or lock while the requests race
 
     copies = 4
@@ -76,8 +77,7 @@ def test_concurrent_requests_can_never_overdraw(app, client, shop, chain, pay_ac
         # Each thread has its own test client, so its own app context and database session.
         own_client = app.test_client()
         barrier.wait()
-        replies[index] = own_client.post(f"/api/mp/v1/merchants/{shop.id}/withdrawals",
-                                         headers=bob, json={"amount_fen": 6_000})
+        replies[index] = own_client.post(url, headers=bob, json={"amount_fen": 6_000})
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(copies)]
     for thread in threads:
@@ -104,6 +104,7 @@ def test_concurrent_repeats_with_one_idempotency_key_make_one_withdrawal(
 
     earn(client, shop, chain, pay_account, add_product, sandbox_url)
     bob = {**chain["bob"]["headers"], "Idempotency-Key": "tap-twice"}
+    url = f"/api/mp/v1/merchants/{shop.id}/withdrawals"
     db.session.rollback()
 
     copies = 4
@@ -113,8 +114,7 @@ def test_concurrent_repeats_with_one_idempotency_key_make_one_withdrawal(
     def ask(index: int) -> None:
         own_client = app.test_client()
         barrier.wait()
-        replies[index] = own_client.post(f"/api/mp/v1/merchants/{shop.id}/withdrawals",
-                                         headers=bob, json={"amount_fen": 3_000})
+        replies[index] = own_client.post(url, headers=bob, json={"amount_fen": 3_000})
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(copies)]
     for thread in threads:

@@ -452,9 +452,9 @@ def test_marking_paid_is_refused_while_the_wechat_transfer_is_in_progress(
 def test_marking_paid_is_refused_while_a_bill_whose_creation_answer_was_lost_is_open(
         client, shop, chain, earned, staff_headers, sandbox_url, make_app):
     """The transfer call reached WeChat, which created the bill, but its answer never came
-    back (a timeout): the withdrawal is still ``approved`` here while the distributor can
-    confirm the bill. Paying it offline then would pay twice (WECHAT.md: query before
-    anything else)."""
+    back (a timeout): the distributor can confirm the bill, so paying it offline would pay
+    twice. The withdrawal was claimed (``transferring``) before WeChat was called, and stays
+    so until WeChat's word on the bill arrives (WECHAT.md: query before anything else)."""
     from app.clients import pay_config
     from app.extensions import db
     from app.models import User
@@ -467,7 +467,8 @@ def test_marking_paid_is_refused_while_a_bill_whose_creation_answer_was_lost_is_
         f"/api/console/v1/withdrawals/{withdrawal['id']}/approve",
         headers=staff_headers("finance1"))
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["status"] == "approved"
+    assert response.get_json()["status"] == "transferring"
+    assert response.get_json()["transfer"] is None  # no package: WeChat's answer never came
     # What that lost call did at WeChat: the same bill, same out_bill_no and parameters.
     db.session.rollback()
     config = pay_config()
