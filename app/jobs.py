@@ -16,7 +16,18 @@ from sqlalchemy import select
 from app.database import transaction, utcnow
 from app.extensions import db, redis
 from app.models import TeamDeltaRow
-from app.services import commissions, orders, payments, refunds, tree, wallets, withdrawals
+from app.services import (
+    commissions,
+    exports,
+    levels,
+    orders,
+    payments,
+    refunds,
+    risk,
+    tree,
+    wallets,
+    withdrawals,
+)
 
 log = logging.getLogger("fenxiao.jobs")
 
@@ -84,6 +95,23 @@ def advance_orders() -> dict:
     return {"received": received, "completed": completed}
 
 
+def assess_levels() -> dict:
+    """The periodic level assessment: members whose keep conditions fail move down."""
+    with transaction(db.session):
+        return levels.assess_due(now=utcnow())
+
+
+def scan_risk() -> dict:
+    """Risk checks that look back over time (refund rates)."""
+    with transaction(db.session):
+        return risk.scan(now=utcnow())
+
+
+def run_exports() -> dict:
+    """Queued exports, written to files with their progress recorded as they go."""
+    return exports.run_queued()
+
+
 def sweep_wallet_outbox() -> dict:
     """Mirror to Redis whatever the fast path after a commit could not."""
     return wallets.sweep_outbox(redis.client)
@@ -106,6 +134,9 @@ SCHEDULE = (
     Job("sync-refunds", sync_refunds, every_seconds=120),
     Job("sync-transfers", sync_transfers, every_seconds=120),
     Job("advance-orders", advance_orders, every_seconds=300),
+    Job("assess-levels", assess_levels, every_seconds=3600),
+    Job("scan-risk", scan_risk, every_seconds=600),
+    Job("run-exports", run_exports, every_seconds=2),
 )
 JOBS = {job.name: job for job in SCHEDULE}
 

@@ -13,11 +13,15 @@ def register(app: Flask, api: Api) -> None:
     from app.api.console import auth as console_auth
     from app.api.console import commission_plans as console_commission_plans
     from app.api.console import distributors as console_distributors
+    from app.api.console import exports as console_exports
+    from app.api.console import levels as console_levels
     from app.api.console import orders as console_orders
     from app.api.console import payment_settings as console_payment_settings
     from app.api.console import products as console_products
+    from app.api.console import risk as console_risk
     from app.api.console import settings as console_settings
     from app.api.console import staff as console_staff
+    from app.api.console import stats as console_stats
     from app.api.console import withdrawals as console_withdrawals
     from app.api.mp import auth as mp_auth
     from app.api.mp import catalogue as mp_catalogue
@@ -37,7 +41,8 @@ def register(app: Flask, api: Api) -> None:
                       console_staff.blp, console_commission_plans.blp, console_products.blp,
                       console_orders.blp, console_payment_settings.blp, mp_orders.blp,
                       console_withdrawals.blp, mp_withdrawals.blp, wechatpay_webhooks.blp,
-                      admin_merchants.blp):
+                      console_levels.blp, console_stats.blp, console_risk.blp,
+                      console_exports.blp, admin_merchants.blp):
         api.register_blueprint(blueprint)
     _serve_swagger_ui_assets(app)
 

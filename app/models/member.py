@@ -61,6 +61,9 @@ class Member(MerchantScoped, Base):
     team_size: Mapped[int] = mapped_column(Integer, default=0)
     team_sales_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     personal_sales_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # None is the base level (no level of its own: the plan's rates).
+    level_id: Mapped[int | None] = mapped_column(BigInteger)
+    level_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

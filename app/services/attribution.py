@@ -24,7 +24,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.integrations import visit_counters
 from app.models import BindingLog, Member, ShareLink, User, Visit
-from app.services import tree
+from app.services import events, tree
 from app.services.members import ensure_member, find_member
 from app.services.merchants import get_approved_merchant, program_rules
 
@@ -80,12 +80,14 @@ def record_visit(*, token: str, user_id: int | None, context: VisitContext,
         reason = ""
         if user_id is not None:
             reason = _attribute(rules, merchant_id, distributor_id, user_id, link_id,
-                                locked=locked)
-        db.session.add(Visit(merchant_id=merchant_id, share_link_id=link.id,
-                             distributor_id=distributor_id, visitor_user_id=user_id,
-                             channel=context.channel, scene_value=context.scene_value,
-                             ip_hash=context.ip_hash, user_agent=context.user_agent[:255],
-                             binding_reason=reason))
+                                locked=locked, ip_hash=context.ip_hash or "")
+        visit = Visit(merchant_id=merchant_id, share_link_id=link.id,
+                      distributor_id=distributor_id, visitor_user_id=user_id,
+                      channel=context.channel, scene_value=context.scene_value,
+                      ip_hash=context.ip_hash, user_agent=context.user_agent[:255],
+                      binding_reason=reason)
+        db.session.add(visit)
+        events.visit_recorded(visit, utcnow())
     visitor = f"user:{user_id}" if user_id is not None else (
         f"ip:{context.ip_hash}" if context.ip_hash else None)
     if redis_client is not None and visitor:
@@ -137,7 +139,7 @@ def _first_look(rules: ProgramRules, merchant_id: int, distributor_id: int,
 
 
 def _attribute(rules: ProgramRules, merchant_id: int, distributor_id: int, user_id: int,
-               share_link_id: int | None, *, locked: bool) -> str:
+               share_link_id: int | None, *, locked: bool, ip_hash: str = "") -> str:
     """Decide and apply. A decision that would change the tree is only ever applied under the
     tree lock: if the first look did not take it (the world changed since), take it now and
     decide again on fresh rows."""
@@ -147,16 +149,20 @@ def _attribute(rules: ProgramRules, merchant_id: int, distributor_id: int, user_
         tree.lock_tree(merchant_id)
         db.session.expire_all()
         decision = _decide(rules, merchant_id, distributor_id, user_id, member=member)
-    _apply(rules, member, distributor_id, decision, share_link_id=share_link_id)
+    _apply(rules, member, distributor_id, decision, share_link_id=share_link_id,
+           ip_hash=ip_hash)
     return decision.reason
 
 
 def _apply(rules: ProgramRules, member: Member, distributor_id: int,
-           decision: attribution.Decision, *, share_link_id: int | None) -> None:
+           decision: attribution.Decision, *, share_link_id: int | None,
+           ip_hash: str = "") -> None:
     previous = member.upline_id
     if decision.binds:
-        tree.attach(member, db.session.get(Member, (member.merchant_id, distributor_id)))
+        upline = db.session.get(Member, (member.merchant_id, distributor_id))
+        tree.attach(member, upline)
         member.bound_at = utcnow()
+        events.member_bound(member, upline, member.bound_at, ip_hash=ip_hash)
         member.pending_upline_id = member.pending_share_link_id = None
         outcome = decision.reason
     elif decision.remembers:

@@ -34,7 +34,7 @@ from app.domain.program_rules import ProgramRules
 from app.extensions import db
 from app.models import Commission, Member, Order, PeriodTotal, ProcessedRefund, WalletOutbox
 from app.models import OrderLine as OrderLineRow
-from app.services import ledger
+from app.services import events, ledger
 
 
 def take_snapshot(*, buyer: Member, plan: CommissionPlan, rules: ProgramRules,
@@ -142,6 +142,7 @@ def settle_due(*, now: datetime, limit: int = 1000) -> int:
                         order_id=commission.order_id)
         commission.status = "settled"
         commission.settled_at = now
+        events.commission_settled(commission, max(outstanding, 0), now)
     db.session.flush()
     return len(due)
 
@@ -198,6 +199,11 @@ def _reduce_sales(order: Order, commissions_of_order: list[Commission], *,
     if tier_one is not None and refunded_fen > 0:
         _add_period_totals(order.merchant_id, tier_one.member_id, tier_one.period,
                            commission_fen=0, sales_fen=-refunded_fen)
+
+
+def commissions_of(order: Order) -> list[Commission]:
+    """The order's commission parts, as they stand in this transaction."""
+    return _commissions(order)
 
 
 def _commissions(order: Order, *, for_update: bool = False) -> list[Commission]:

@@ -16,7 +16,7 @@ from app.encryption import SecretBox
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.models import BindingLog, Member, StatusLog, User
-from app.services import tree
+from app.services import events, tree
 from app.services.merchants import get_approved_merchant, program_rules
 from app.services.scoping import get_scoped
 
@@ -39,7 +39,8 @@ def ensure_member(*, merchant_id: int, user_id: int) -> Member:
             member = Member(merchant_id=merchant_id, user_id=user_id)
             db.session.add(member)
     except IntegrityError:
-        member = find_member(merchant_id=merchant_id, user_id=user_id)
+        return find_member(merchant_id=merchant_id, user_id=user_id)
+    events.member_created(member, utcnow())
     return member
 
 
@@ -108,6 +109,7 @@ def _change_status(member: Member, action: str, *, reason: str, staff_id: int | 
     member.status_reason = reason
     if new_status == "active" and member.activated_at is None:
         member.activated_at = utcnow()
+        events.distributor_activated(member, member.activated_at)
 
 
 def move(*, merchant_id: int, member_id: int, upline_id: int, reason: str,
@@ -128,6 +130,7 @@ def move(*, merchant_id: int, member_id: int, upline_id: int, reason: str,
         previous = member.upline_id
         tree.attach(member, upline)
         member.bound_at = utcnow()
+        events.member_bound(member, upline, member.bound_at)
         db.session.add(BindingLog(merchant_id=merchant_id, member_id=member.id,
                                   distributor_id=upline.id, previous_upline_id=previous,
                                   outcome="moved", reason="moved_by_staff", rule="staff",

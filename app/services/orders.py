@@ -14,7 +14,14 @@ from app.domain.order_status import IllegalOrderTransition, next_status
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.models import Member, Merchant, Order, OrderLine, Product, ShareLink, User
-from app.services import commission_plans, commissions, idempotency, members, merchants
+from app.services import (
+    commission_plans,
+    commissions,
+    events,
+    idempotency,
+    members,
+    merchants,
+)
 from app.services.scoping import get_scoped
 
 UNPAID_TIMEOUT = timedelta(minutes=30)
@@ -43,6 +50,7 @@ def create_order(*, merchant_id: int, user_id: int, items: list[dict], address: 
                 return get_scoped(Order, merchant_id=merchant_id,
                                   id=earlier.result["order_id"], what="order")
         order = _new_order(merchant, user_id, items, address, share_token, now)
+        events.order_created(order, now)
         if idempotency_key:
             idempotency.record(merchant_id=merchant_id, scope=scope, key=idempotency_key,
                                result={"order_id": order.id})

@@ -26,6 +26,7 @@ from app.services import (
     attribution,
     commission_plans,
     commissions,
+    events,
     merchants,
     orders,
     payment_settings,
@@ -148,6 +149,7 @@ def _record(order: Order, payment: Payment, now: datetime) -> set[int]:
         _redeem_first_order(order, buyer, merchant)
     accrued = commissions.accrue_for_paid_order(order, timezone=merchant.timezone, now=now)
     tree.queue_sales(buyer, sales_fen=order.goods_paid_fen)
+    events.order_paid(order, accrued, now)
     return {row.member_id for row in accrued}
 
 
@@ -232,4 +234,5 @@ def _cancel_one(config: PayConfig, merchant_id: int, order_id: int, *, now: date
         orders.transition(order, "cancel")
         order.cancelled_at = now
         orders.release_stock(order)
+        events.order_cancelled(order, now)
     return "cancelled"

@@ -22,7 +22,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.integrations.wechatpay import PayRejected, PayUnavailable, RefundResult
 from app.models import Order, Refund
-from app.services import commissions, orders, tree
+from app.services import commissions, events, orders, tree
 from app.services.payments import PayConfig
 from app.services.scoping import get_scoped
 
@@ -194,13 +194,20 @@ def _apply(order: Order, refund: Refund, result: RefundResult, now: datetime) ->
                                goods_paid_fen=order.goods_paid_fen)
     orders.transition(order, "refund_in_full" if order.refunded_fen == order.paid_fen
                       else "refund_in_part")
+    earlier = {c.id: c.reversed_fen for c in commissions.commissions_of(order)}
     commissions.reverse_for_refund(order, refund_key=f"refund:{refund.out_refund_no}",
                                    refunded_goods_before_fen=before,
                                    refunded_goods_after_fen=after)
     if after > before:
         tree.queue_sales(orders.member_of(order), sales_fen=-(after - before))
-    member_ids = {c.member_id for c in commissions._commissions(order)}
-    return RefundOutcome("succeeded", refund, member_ids)
+    reversed_by_member: dict[int, int] = {}
+    for commission in commissions.commissions_of(order):
+        taken = commission.reversed_fen - earlier[commission.id]
+        reversed_by_member[commission.member_id] = (
+            reversed_by_member.get(commission.member_id, 0) + taken)
+    events.refund_succeeded(order, refund_fen=refund.amount_fen, goods_fen=after - before,
+                            reversed_by_member=reversed_by_member, at=now)
+    return RefundOutcome("succeeded", refund, set(reversed_by_member))
 
 
 def sync_open_refunds(config: PayConfig, *, now: datetime, limit: int = 200) -> dict:

@@ -22,7 +22,7 @@ from app.extensions import db
 from app.integrations import poster
 from app.integrations.wechat_miniprogram import MiniProgram, WeChatError
 from app.models import Member, Merchant, Product, ShareLink, ShareLinkImage, User
-from app.services import attribution
+from app.services import attribution, events
 from app.services.attribution import VisitContext
 from app.services.merchants import get_approved_merchant
 
@@ -98,6 +98,7 @@ def _find_or_make(*, merchant_id: int, user_id: int, product_id: int | None,
                          product_id=product_id, page=page, token=new_token(merchant_id))
         db.session.add(link)
         db.session.flush()
+        events.link_created(link, utcnow())
     return link
 
 

@@ -27,7 +27,7 @@ from app.errors import Conflict, Forbidden, InvalidInput
 from app.extensions import db
 from app.integrations.wechatpay import PayRejected, PayUnavailable, TransferResult
 from app.models import Member, Merchant, User, Withdrawal
-from app.services import idempotency, ledger, members, merchants
+from app.services import events, idempotency, ledger, members, merchants
 from app.services.payments import PayConfig
 from app.services.scoping import get_scoped
 
@@ -194,6 +194,7 @@ def _pay_out(withdrawal: Withdrawal, now: datetime) -> None:
                                                 amount_fen=withdrawal.amount_fen,
                                                 fee_fen=withdrawal.fee_fen))
     withdrawal.status, withdrawal.finished_at = "paid_out", now
+    events.payout_done(withdrawal, now)
 
 
 # -- the WeChat transfer -----------------------------------------------------------------------

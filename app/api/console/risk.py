@@ -1,0 +1,9 @@
+"""Risk signals in the console (issue 7)."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+blp = Blueprint("console_risk", __name__, url_prefix="/api/console/v1",
+                description="Risk signals")
+BEARER = [{"bearerAuth": []}]
