@@ -13,12 +13,12 @@ from app.models.payment import IdempotencyRecord, PaymentSettings, Refund
 from app.models.product import Product
 from app.models.risk import RiskFlag, RiskLog
 from app.models.share import ShareLink, ShareLinkImage, Visit
-from app.models.stats import DailyBuyer, DailyMemberStat, DailyStat
+from app.models.stats import DailyBuyer, DailyMemberStat, DailyStat, HourlyStat
 from app.models.user import User
 from app.models.withdrawal import Withdrawal
 
 __all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "DailyBuyer", "DailyMemberStat",
-           "DailyStat", "Export", "IdCounter", "IdempotencyRecord", "Journal", "LedgerAccount",
+           "DailyStat", "Export", "HourlyStat", "IdCounter", "IdempotencyRecord", "Journal", "LedgerAccount",
            "LedgerEntry", "Level", "LevelChange", "Member", "Merchant", "Order", "OrderLine",
            "PaymentSettings", "PeriodTotal", "PlatformAdmin", "ProcessedRefund", "Product",
            "Refund", "RiskFlag", "RiskLog", "ShareLink", "ShareLinkImage", "StaffAccount",

@@ -75,3 +75,16 @@ class DailyBuyer(Base):
     first_purchase: Mapped[bool] = mapped_column(default=False)
     province: Mapped[str] = mapped_column(String(32), default="")
     city: Mapped[str] = mapped_column(String(32), default="")
+
+
+class HourlyStat(Base):
+    """Paid orders by the merchant's hour of day (consumer analysis: when buyers buy)."""
+
+    __tablename__ = "hourly_stats"
+
+    merchant_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("merchants.id"),
+                                             primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    orders_paid: Mapped[int] = mapped_column(Integer, default=0)
+    gmv_fen: Mapped[int] = mapped_column(BigInteger, default=0)

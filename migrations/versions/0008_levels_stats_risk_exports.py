@@ -157,6 +157,15 @@ def upgrade():
         batch_op.add_column(sa.Column('level_id', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('level_changed_at', sa.DateTime(timezone=True), nullable=True))
 
+    op.create_table('hourly_stats',
+    sa.Column('merchant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('hour', sa.Integer(), nullable=False),
+    sa.Column('orders_paid', sa.Integer(), nullable=False),
+    sa.Column('gmv_fen', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_hourly_stats_merchant_id_merchants')),
+    sa.PrimaryKeyConstraint('merchant_id', 'day', 'hour', name=op.f('pk_hourly_stats'))
+    )
     # ### end Alembic commands ###
     if op.get_bind().dialect.name == "postgresql":
         for table in APPEND_ONLY:
@@ -165,6 +174,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table('hourly_stats')
     if op.get_bind().dialect.name == "postgresql":
         for table in APPEND_ONLY:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
