@@ -19,8 +19,8 @@ from app.models.withdrawal import Withdrawal
 
 __all__ = ["BindingLog", "Commission", "CommissionPlanVersion", "DailyBuyer", "DailyMemberStat",
            "DailyStat", "Export", "HourlyStat", "IdCounter", "IdempotencyRecord", "Journal",
-           "LedgerAccount", "LedgerEntry", "Level", "LevelChange", "Member", "Merchant", "Order", "OrderLine",
-           "PaymentSettings", "PeriodTotal", "PlatformAdmin", "ProcessedRefund", "Product",
-           "Refund", "RiskFlag", "RiskLog", "ShareLink", "ShareLinkImage", "StaffAccount",
-           "StatusLog", "TeamDeltaRow", "User", "Visit", "WalletHead", "WalletOutbox",
-           "Withdrawal"]
+           "LedgerAccount", "LedgerEntry", "Level", "LevelChange", "Member", "Merchant", "Order",
+           "OrderLine", "PaymentSettings", "PeriodTotal", "PlatformAdmin", "ProcessedRefund",
+           "Product", "Refund", "RiskFlag", "RiskLog", "ShareLink", "ShareLinkImage",
+           "StaffAccount", "StatusLog", "TeamDeltaRow", "User", "Visit", "WalletHead",
+           "WalletOutbox", "Withdrawal"]
