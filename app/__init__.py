@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import models  # noqa: F401  (registers every table for Alembic)
     from app.cli import register_cli
     from app.clients import init_clients
+    from app.console import init_console
     from app.errors import register_error_handlers
     from app.extensions import api, db, limiter, migrate, redis
     from app.logs import configure_logging, init_request_logging
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     init_request_logging(app)
     api_package.register(app, api)
+    init_console(app, settings)
     register_error_handlers(app)
     register_cli(app)
     return app
