@@ -128,9 +128,17 @@ def _wait_for_port(port: int, what: str, timeout: float = 30) -> None:
 
 
 def _print_welcome(settings: Settings, env: dict[str, str]) -> None:
+    from app.demo.seed import PASSWORD
+
     base = f"http://127.0.0.1:{settings.port}"
     print(f"""
 Fenxiao is running (Ctrl-C stops everything).
+
+  Merchant console  {base}/console/login
+    demo-owner / {PASSWORD}     (also demo-operator, demo-finance)
+  Platform admin    {base}/console/admin/login
+    admin / {PASSWORD}
+
   app             {base}
   API docs        {base}/api/docs
   OpenAPI         {base}/api/openapi.json

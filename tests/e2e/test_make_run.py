@@ -29,6 +29,10 @@ def test_the_launcher_serves_the_demo_and_stops_every_child(tmp_path, stop_signa
         login = requests.post(f"{base}/api/mp/v1/auth/login",
                               json={"code": sandbox_code("newcomer")}, timeout=10)
         assert login.status_code == 200
+        console = requests.get(f"{base}/console/login", timeout=10)
+        assert console.status_code == 200 and "商家后台登录" in console.text
+        printed = (tmp_path / "launcher.log").read_text()
+        assert f"{base}/console/login" in printed and "demo-owner / demo-pass-123" in printed
         children = psutil.Process(launcher.pid).children(recursive=True)
         names = " ".join(" ".join(child.cmdline()) for child in children)
         for expected in ("redis-server", "app.wechat_sandbox", "gunicorn", "run-scheduler"):
