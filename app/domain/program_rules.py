@@ -36,6 +36,12 @@ class ProgramRules:
     withdraw_daily_count: int = 3
     withdraw_fee_bps: int = 0
     withdraw_auto_approve_below_fen: int = 0
+    # Risk signals: each flags on more than its threshold (DOMAIN.md, Risk signals).
+    risk_binding_burst_per_hour: int = 50
+    risk_refund_rate_bps: int = 2500  # over the referred orders of the last 30 days
+    risk_refund_min_orders: int = 10
+    risk_ip_burst_members: int = 20
+    risk_ip_burst_minutes: int = 10
     agreement_version: str = "v1"
 
     def to_dict(self) -> dict:
@@ -95,6 +101,7 @@ def validate_rules(rules: ProgramRules) -> dict[str, list[str]]:
         if getattr(rules, name) not in allowed:
             refuse(name, f"Must be one of: {', '.join(allowed)}.")
     _validate_tiers(rules, refuse)
+    _validate_risk(rules, refuse)
     for name in ("join_spend_threshold_fen", "bind_days", "protection_days",
                  "register_window_minutes", "auto_receive_days", "freeze_days",
                  "withdraw_min_fen", "withdraw_max_fen", "withdraw_daily_count",
@@ -118,6 +125,21 @@ def validate_rules(rules: ProgramRules) -> dict[str, list[str]]:
             <= MAX_TOTAL_BPS_CEILING:
         refuse("withdraw_fee_bps", "Must be between 0 and 10000.")
     return errors
+
+
+# name -> (least, most) allowed; a zero threshold would flag on the first binding or refund.
+RISK_RULE_RANGES = {"risk_binding_burst_per_hour": (1, 1_000_000),
+                    "risk_refund_rate_bps": (0, MAX_TOTAL_BPS_CEILING),
+                    "risk_refund_min_orders": (1, 1_000_000),
+                    "risk_ip_burst_members": (1, 1_000_000),
+                    "risk_ip_burst_minutes": (1, 1440)}
+
+
+def _validate_risk(rules: ProgramRules, refuse) -> None:
+    for name, (least, most) in RISK_RULE_RANGES.items():
+        value = getattr(rules, name)
+        if not _whole(value) or not least <= value <= most:
+            refuse(name, f"Must be a whole number from {least} to {most}.")
 
 
 def _validate_tiers(rules: ProgramRules, refuse) -> None:

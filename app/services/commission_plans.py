@@ -13,7 +13,7 @@ from app.domain.commission import CommissionPlan, OrderLine, plan_from_rules, pr
 from app.domain.program_rules import ProgramRules, RulesError, rules_from_dict
 from app.errors import InvalidInput
 from app.extensions import db
-from app.models import CommissionPlanVersion, Merchant
+from app.models import CommissionPlanVersion, Level, Merchant
 
 
 def _latest(merchant_id: int) -> CommissionPlanVersion | None:
@@ -39,15 +39,19 @@ def current_plan(merchant_id: int, rules: ProgramRules) -> CommissionPlan:
 def publish_if_changed(merchant_id: int, rules: ProgramRules, *,
                        staff_id: int | None) -> CommissionPlan:
     """A new version when the money rules differ from the latest one; flushes only. Two
-    concurrent publishers of the same rules end with one version."""
+    concurrent publishers of the same rules end with one version. Each level's rates are
+    terms of the plan too (read after the latest version, so never older than it)."""
     latest = _latest(merchant_id)
-    wanted = plan_from_rules(rules, version=(latest.version + 1) if latest else 1)
+    wanted = plan_from_rules(rules, version=(latest.version + 1) if latest else 1,
+                             level_rates_bps=_level_rates(merchant_id))
     if latest is not None and _same_terms(as_plan(latest), wanted):
         return as_plan(latest)
     row = CommissionPlanVersion(merchant_id=merchant_id, version=wanted.version,
                                 tiers=wanted.tiers, tier_rates_bps=list(wanted.tier_rates_bps),
                                 max_total_bps=wanted.max_total_bps,
-                                self_purchase=wanted.self_purchase, level_rates_bps=[],
+                                self_purchase=wanted.self_purchase,
+                                level_rates_bps=[[level, list(rates)]
+                                                 for level, rates in wanted.level_rates_bps],
                                 staff_id=staff_id)
     try:
         with db.session.begin_nested():
@@ -55,6 +59,12 @@ def publish_if_changed(merchant_id: int, rules: ProgramRules, *,
     except IntegrityError:
         return as_plan(_latest(merchant_id))
     return wanted
+
+
+def _level_rates(merchant_id: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    rows = db.session.execute(select(Level.id, Level.tier_rates_bps).where(
+        Level.merchant_id == merchant_id).order_by(Level.id))
+    return tuple((level_id, tuple(rates)) for level_id, rates in rows)
 
 
 def _same_terms(a: CommissionPlan, b: CommissionPlan) -> bool:

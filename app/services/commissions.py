@@ -41,7 +41,8 @@ def take_snapshot(*, buyer: Member, plan: CommissionPlan, rules: ProgramRules,
                   now: datetime) -> dict:
     """Plan version and beneficiary chain with each rate, as of order creation: nothing later
     (plan changes, levels, rebinding, moves) changes what this order pays."""
-    chain = beneficiary_chain(plan, buyer=ChainLink(buyer.id, buyer.is_active_distributor),
+    chain = beneficiary_chain(plan, buyer=ChainLink(buyer.id, buyer.is_active_distributor,
+                                                    buyer.level_id),
                               uplines=_effective_uplines(buyer, rules, now, plan.tiers))
     return {"plan_version": plan.version, "tiers": plan.tiers,
             "max_total_bps": plan.max_total_bps, "self_purchase": plan.self_purchase,
@@ -61,7 +62,8 @@ def _effective_uplines(buyer: Member, rules: ProgramRules, now: datetime,
                                     now=now):
             break
         upline = rows[member_id]
-        links.append(ChainLink(upline.id, upline.is_active_distributor))
+        # Each beneficiary's level now decides its rate (the snapshot keeps that rate).
+        links.append(ChainLink(upline.id, upline.is_active_distributor, upline.level_id))
         child = upline
     return links
 
@@ -123,13 +125,17 @@ def schedule_settlement(order: Order, *, received_at: datetime, freeze_days: int
 
 def settle_due(*, now: datetime, limit: int = 1000) -> int:
     """The settlement job's work: pending commission past its settle date becomes available,
-    except for frozen distributors (held until released). Runs in the caller's transaction;
-    rows another runner holds are skipped, and a second run finds nothing left."""
+    except for frozen distributors and members with an open risk flag (held until released).
+    Runs in the caller's transaction; rows another runner holds are skipped, and a second run
+    finds nothing left."""
+    from app.services.risk import without_open_flag
+
     due = db.session.scalars(
         select(Commission).join(Member, (Member.merchant_id == Commission.merchant_id)
                                 & (Member.id == Commission.member_id))
         .where(Commission.status == "pending", Commission.settle_at <= now,
-               Member.distributor_status != "frozen")
+               Member.distributor_status != "frozen",
+               without_open_flag(Commission.merchant_id, Commission.member_id))
         .order_by(Commission.id).limit(limit).with_for_update(of=Commission, skip_locked=True)
     ).all()
     for commission in due:

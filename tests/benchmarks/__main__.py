@@ -4,6 +4,7 @@ benchmark, write ``bench-report.md`` and ``bench-report.json`` at the repository
     .venv/bin/python -m tests.benchmarks                      # 1,000,000-member trees
     .venv/bin/python -m tests.benchmarks --members 2000 --only tree_reads
     .venv/bin/python -m tests.benchmarks --only notify --notifications 1000
+    .venv/bin/python -m tests.benchmarks --only export_memory --export-rows 20000
 
 Exits 1 when a target is missed or two ways of computing one figure disagree.
 """
@@ -21,7 +22,7 @@ import time
 from sqlalchemy import text
 
 from config.settings import PROJECT_ROOT, load_settings
-from tests.benchmarks import notify, tree_bindings, tree_reads
+from tests.benchmarks import export_memory, notify, tree_bindings, tree_reads
 from tests.benchmarks.report import Report
 from tests.benchmarks.trees import Workload
 from tests.support.servers import PostgresServer, RedisServer, free_port
@@ -38,11 +39,23 @@ def _notify(workload: Workload, report: Report, args: argparse.Namespace,
         workers=args.workers))
 
 
+def _export_memory(workload: Workload, report: Report, args: argparse.Namespace,
+                   postgres: PostgresServer, redis_server: RedisServer) -> None:
+    from app.clients import settings
+
+    export_memory.run(report, export_memory.Setup(
+        database_url=settings().database_url, redis_url=redis_server.url,
+        secret_key=settings().secret_key, instance_dir=settings().instance_dir,
+        nowhere_url=settings().wechat_api_base_url, rows=args.export_rows))
+
+
 NOTIFICATIONS = 800
+EXPORT_ROWS = 1_000_000
 BENCHMARKS = {
     "tree_reads": lambda workload, report, *_: tree_reads.run(workload, report),
     "tree_bindings": lambda workload, report, *_: tree_bindings.run(workload, report),
     "notify": _notify,
+    "export_memory": _export_memory,
 }
 
 
@@ -94,6 +107,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=_default_workers(),
                         help="gunicorn workers for the notification benchmark's targets "
                              "(default WEB_CONCURRENCY, else 2 per CPU)")
+    parser.add_argument("--export-rows", type=int, default=EXPORT_ROWS,
+                        help=f"orders in the XLSX export measured (default {EXPORT_ROWS:,})")
     args = parser.parse_args(argv)
     if args.members < 2:
         parser.error("--members must be at least 2")

@@ -55,6 +55,7 @@ class Figure:
     runs: int
     note: str = ""
     statistic: str = "median"  # of the runs, for both sides: median | p99
+    unit: str = "ms"  # of measured_ms and baseline_ms: ms, or MB for a memory figure
     ratio: float = field(init=False)
     ok: bool = field(init=False)
 
@@ -140,8 +141,8 @@ class Report:
                       "|---|---:|---:|---:|---|---|"]
             for f in figures:
                 lines.append(
-                    f"| {f.name} | {f.measured}: {f.measured_ms:.3f} ms | "
-                    f"{f.baseline}: {f.baseline_ms:.3f} ms | {_ratio(f)} | "
+                    f"| {f.name} | {f.measured}: {f.measured_ms:.3f} {f.unit} | "
+                    f"{f.baseline}: {f.baseline_ms:.3f} {f.unit} | {_ratio(f)} | "
                     f"{f.target_text} | {_verdict(f)} |")
             notes = [f"- {f.name}: {f.note}" for f in self.figures
                      if f.group == group and f.note]
@@ -158,10 +159,11 @@ class Report:
 
     def summary(self) -> str:
         width = max([len(f.name) for f in self.figures] + [10])
-        rows = [f"{'case':<{width}}  {'measured ms':>12}  {'baseline ms':>12}  "
+        rows = [f"{'case':<{width}}  {'measured':>12}  {'baseline':>12}  "
                 f"{'ratio':>10}  target"]
         for f in self.figures:
-            rows.append(f"{f.name:<{width}}  {f.measured_ms:>12.3f}  {f.baseline_ms:>12.3f}  "
+            rows.append(f"{f.name:<{width}}  {f.measured_ms:>9.3f} {f.unit:>2}  "
+                        f"{f.baseline_ms:>9.3f} {f.unit:>2}  "
                         f"{_ratio(f):>10}  {f.target_text} {_verdict(f)}")
         for table in self.tables:
             rows += ["", table["title"] + ":",

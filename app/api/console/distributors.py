@@ -6,11 +6,13 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.console.levels import LevelChangeOut, LevelSummaryOut
 from app.api.json_fields import Int
 from app.api.member_views import MemberOut, TeamMemberOut, member_dict
 from app.api.pagination import PageArgs, page_body, page_of
 from app.models.member import DISTRIBUTOR_STATUSES
 from app.security import console_login_required
+from app.services import levels as level_service
 from app.services import members as member_service
 
 blp = Blueprint("console_distributors", __name__, url_prefix="/api/console/v1",
@@ -55,6 +57,9 @@ class StatusLogOut(Schema):
 class DistributorDetailOut(MemberOut):
     binding_history = fields.List(fields.Nested(LogOut))
     status_history = fields.List(fields.Nested(StatusLogOut))
+    level = fields.Nested(LevelSummaryOut, allow_none=True)  # null: the base level
+    level_changed_at = fields.DateTime(allow_none=True)
+    level_history = fields.List(fields.Nested(LevelChangeOut))  # the latest 20
 
 
 @blp.route("/distributors", methods=["GET"])
@@ -81,7 +86,11 @@ def get_distributor(member_id):
             "binding_history": member_service.binding_history(merchant_id=g.merchant_id,
                                                               member_id=member_id),
             "status_history": member_service.status_history(merchant_id=g.merchant_id,
-                                                            member_id=member_id)}
+                                                            member_id=member_id),
+            "level": level_service.level_summary(member),
+            "level_changed_at": member.level_changed_at,
+            "level_history": level_service.level_history(merchant_id=g.merchant_id,
+                                                         member_id=member_id)[0]}
 
 
 @blp.route("/distributors/<int:member_id>/team", methods=["GET"])

@@ -41,6 +41,12 @@ class ProgramRulesIn(Schema):
     withdraw_daily_count = Int()
     withdraw_fee_bps = Int()
     withdraw_auto_approve_below_fen = Int()
+    # Risk thresholds are not money rules: operators, who review distributors, may tune them.
+    risk_binding_burst_per_hour = Int()
+    risk_refund_rate_bps = Int()
+    risk_refund_min_orders = Int()
+    risk_ip_burst_members = Int()
+    risk_ip_burst_minutes = Int()
     agreement_version = fields.String()
 
 

@@ -10,6 +10,7 @@ from app import clients
 from app.api.member_views import TeamMemberOut, member_dict
 from app.api.pagination import PageArgs, page_body, page_of
 from app.security import mp_login_required
+from app.services import levels as level_service
 from app.services import members as member_service
 from app.services import merchants as merchant_service
 
@@ -59,7 +60,7 @@ class MembershipOut(Schema):
     member_id = fields.Integer(attribute="id")
     status = fields.String(attribute="distributor_status")
     status_reason = fields.String()
-    level = fields.String(allow_none=True, dump_default=None)
+    level = fields.String(allow_none=True, dump_default=None)  # name; null: the base level
     upline = fields.Nested(UplineOut, allow_none=True)
     direct_members = fields.Integer()
     team_size = fields.Integer()
@@ -80,7 +81,8 @@ def _membership(member) -> dict:
                   "avatar_url": upline_user.avatar_url}
     fields_ = ("merchant_id", "id", "distributor_status", "status_reason", "direct_members",
                "team_size", "team_sales_fen", "agreement_version")
-    return {**{name: getattr(member, name) for name in fields_}, "upline": upline}
+    return {**{name: getattr(member, name) for name in fields_}, "upline": upline,
+            "level": level_service.level_name(member)}
 
 
 @blp.route("/<int:merchant_id>", methods=["GET"])
