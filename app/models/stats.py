@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base, BigIntId
@@ -41,6 +41,9 @@ class DailyMemberStat(Base):
     windowed level metrics read these (a member only has rows for days something happened)."""
 
     __tablename__ = "daily_member_stats"
+    # One member's days (level windows, a distributor's performance) without the merchant's.
+    __table_args__ = (Index("ix_daily_member_stats_member_day", "merchant_id", "member_id",
+                            "day"),)
 
     merchant_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("merchants.id"),
                                              primary_key=True)

@@ -157,6 +157,8 @@ def upgrade():
         batch_op.add_column(sa.Column('level_id', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('level_changed_at', sa.DateTime(timezone=True), nullable=True))
 
+    op.create_index('ix_daily_member_stats_member_day', 'daily_member_stats',
+                    ['merchant_id', 'member_id', 'day'], unique=False)
     op.create_table('hourly_stats',
     sa.Column('merchant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
