@@ -45,7 +45,9 @@ class Commission(MerchantScoped, Base):
         UniqueConstraint("merchant_id", "order_id", "line_no", "tier"),
         ForeignKeyConstraint(["merchant_id", "order_id"], ["orders.merchant_id", "orders.id"]),
         ForeignKeyConstraint(["merchant_id", "member_id"], ["members.merchant_id", "members.id"]),
-        Index("ix_commissions_merchant_id_member_id", "merchant_id", "member_id"),
+        # A member's commission, and its recent part (risk: refund rate over 30 days).
+        Index("ix_commissions_merchant_id_member_id_created_at", "merchant_id", "member_id",
+              "created_at"),
         Index("ix_commissions_status_settle_at", "status", "settle_at"),
     )
 

@@ -33,7 +33,9 @@ class Member(MerchantScoped, Base):
     __table_args__ = (
         UniqueConstraint("merchant_id", "user_id"),
         ForeignKeyConstraint(["merchant_id", "upline_id"], ["members.merchant_id", "members.id"]),
-        Index("ix_members_merchant_id_upline_id", "merchant_id", "upline_id"),
+        # Direct members of an upline, and how many bound in the last hour (risk: bursts).
+        Index("ix_members_merchant_id_upline_id_bound_at", "merchant_id", "upline_id",
+              "bound_at"),
         Index("ix_members_merchant_id_distributor_status", "merchant_id", "distributor_status"),
     )
 

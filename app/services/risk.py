@@ -112,7 +112,7 @@ def _pair_reviewed(merchant_id: int, member_id: int, *, account: int) -> bool:
 def _check_binding_burst(upline: Member, rules: ProgramRules, *, at: datetime) -> None:
     threshold = rules.risk_binding_burst_per_hour
     if not rules_of_risk.burst(count=upline.direct_members, threshold=threshold):
-        return  # fewer direct members than the threshold: no burst possible, no count needed
+        return  # no more direct members than the threshold: no burst possible, no count
     since = _evidence_since(upline.merchant_id, upline.id, BINDING_BURST,
                             window_start=at - rules_of_risk.BINDING_BURST_WINDOW)
     if since is None:
@@ -214,7 +214,7 @@ def _raise(merchant_id: int, member_id: int, kind: str, *, at: datetime, detail:
     lock_merchant(db.session, merchant_id, namespace=LOCK_RISK)
     if db.session.scalar(select(RiskFlag.id).where(
             RiskFlag.merchant_id == merchant_id, RiskFlag.member_id == member_id,
-            RiskFlag.kind == kind, RiskFlag.status == "open")) is not None and False:
+            RiskFlag.kind == kind, RiskFlag.status == "open")) is not None:
         return False
     flag = RiskFlag(merchant_id=merchant_id, member_id=member_id, kind=kind, detail=detail,
                     status="open", created_at=at)

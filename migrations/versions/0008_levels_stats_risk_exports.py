@@ -157,6 +157,13 @@ def upgrade():
         batch_op.add_column(sa.Column('level_id', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('level_changed_at', sa.DateTime(timezone=True), nullable=True))
 
+    # Wider indexes replace two narrow ones: the risk detectors count recent rows per member.
+    op.drop_index('ix_members_merchant_id_upline_id', table_name='members')
+    op.create_index('ix_members_merchant_id_upline_id_bound_at', 'members',
+                    ['merchant_id', 'upline_id', 'bound_at'], unique=False)
+    op.drop_index('ix_commissions_merchant_id_member_id', table_name='commissions')
+    op.create_index('ix_commissions_merchant_id_member_id_created_at', 'commissions',
+                    ['merchant_id', 'member_id', 'created_at'], unique=False)
     op.create_index('ix_daily_member_stats_member_day', 'daily_member_stats',
                     ['merchant_id', 'member_id', 'day'], unique=False)
     op.create_table('hourly_stats',
@@ -176,6 +183,12 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index('ix_commissions_merchant_id_member_id_created_at', table_name='commissions')
+    op.create_index('ix_commissions_merchant_id_member_id', 'commissions',
+                    ['merchant_id', 'member_id'], unique=False)
+    op.drop_index('ix_members_merchant_id_upline_id_bound_at', table_name='members')
+    op.create_index('ix_members_merchant_id_upline_id', 'members',
+                    ['merchant_id', 'upline_id'], unique=False)
     op.drop_table('hourly_stats')
     if op.get_bind().dialect.name == "postgresql":
         for table in APPEND_ONLY:
