@@ -60,7 +60,7 @@ def main() -> int:
     try:
         env = _child_env(stack, settings)
         _flask(env, "db", "upgrade")
-        _flask(env, "demo", "seed")
+        _flask(env, "demo", "seed", "--size", settings.demo_size)
         stack.spawn("gunicorn", [sys.executable, "-m", "gunicorn", "-c",
                                  "config/gunicorn.conf.py", "--bind",
                                  f"127.0.0.1:{settings.port}", "wsgi:app"], env)

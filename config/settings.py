@@ -54,6 +54,8 @@ class Settings:
     # `make run` only: where gunicorn and the local WeChat sandbox listen.
     port: int = 8000
     sandbox_port: int = 8001
+    # `make run`'s demo: "full" (90 days of a living shop) or "small" (a quick sample).
+    demo_size: str = "full"
 
     @property
     def is_production(self) -> bool:
@@ -112,6 +114,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         instance_dir=instance_dir,
         port=port,
         sandbox_port=_int(env, "SANDBOX_PORT", defaults.sandbox_port),
+        demo_size=_choice(env, "DEMO_SIZE", ("full", "small"), defaults.demo_size),
     )
     if settings.is_production and (problems := settings.problems()):
         raise SettingsError("refusing to start in production: " + "; ".join(problems))
@@ -141,6 +144,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 def _is_loopback(url: str) -> bool:

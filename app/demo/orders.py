@@ -39,19 +39,27 @@ def seed_orders(merchant_id: int, user_ids: list[int]) -> int:
     product_ids = list(db.session.scalars(select(Product.id).where(
         Product.merchant_id == merchant_id).order_by(Product.id)))
     for buyer, product, quantity, days_ago, stage in ORDERS:
-        _place(merchant_id, user_ids[buyer], product_ids[product], quantity,
-               utcnow() - timedelta(days=days_ago, hours=2), stage, sandbox)
+        place(merchant_id, user_ids[buyer], product_ids[product], quantity,
+              utcnow() - timedelta(days=days_ago, hours=2), stage, sandbox)
     with transaction(db.session):
         commissions.settle_due(now=utcnow())
     return len(ORDERS)
 
 
-def _place(merchant_id: int, user_id: int, product_id: int, quantity: int, at, stage: str,
-           sandbox: str) -> None:
+def stage_for(days_ago: int) -> str:
+    """How far an order placed ``days_ago`` has got in a shop that ships in a day."""
+    if days_ago >= 10:
+        return "settled"
+    return "received" if days_ago >= 4 else "shipped" if days_ago >= 1 else "paid"
+
+
+def place(merchant_id: int, user_id: int, product_id: int, quantity: int, at, stage: str,
+          sandbox: str, address: dict = ADDRESS) -> int:
+    """One order, paid through the sandbox at ``at`` and taken as far as ``stage``."""
     config = pay_config()
     order = orders.create_order(merchant_id=merchant_id, user_id=user_id,
                                 items=[{"product_id": product_id, "quantity": quantity}],
-                                address=ADDRESS, share_token=None, idempotency_key=None, now=at)
+                                address=address, share_token=None, idempotency_key=None, now=at)
     payments.payment_params(order, config, now=at)
     order = db.session.get(Order, (merchant_id, order.id))
     requests.post(f"{sandbox}/sandbox/pay/{order.pay_mch_id}/{order.out_trade_no}", json={},
@@ -64,10 +72,11 @@ def _place(merchant_id: int, user_id: int, product_id: int, quantity: int, at, s
         orders.receive(merchant_id=merchant_id, user_id=user_id, order_id=order.id,
                        now=at + timedelta(days=2))
     if stage == "refunded_in_part":
-        _refund_part(merchant_id, order.id, config, sandbox, at)
+        refund_part(merchant_id, order.id, config, sandbox, at)
+    return order.id
 
 
-def _refund_part(merchant_id: int, order_id: int, config, sandbox: str, at) -> None:
+def refund_part(merchant_id: int, order_id: int, config, sandbox: str, at) -> None:
     refund = refunds.start_refund(merchant_id=merchant_id, order_id=order_id,
                                   amount_fen=1_000, reason="一个果子磕坏了", staff_id=None,
                                   config=config, now=at + timedelta(hours=1))

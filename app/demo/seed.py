@@ -17,8 +17,9 @@ import logging
 import requests
 from sqlalchemy import func, select
 
-from app.clients import secret_box, settings
+from app.clients import sandbox_base_url, secret_box, settings
 from app.database import transaction
+from app.demo.history import seed_history
 from app.demo.orders import seed_orders
 from app.domain.share_token import new_token
 from app.extensions import db
@@ -43,7 +44,7 @@ PRODUCTS = [("阳光玫瑰青提 2斤装", 6990, (120, 200, 90)),
             ("海南金煌芒 5斤", 3990, (250, 200, 60))]
 
 
-def seed() -> str:
+def seed(*, size: str = "full") -> str:
     if db.session.scalar(select(func.count()).select_from(Merchant)):
         return "the database already has data; nothing seeded"
     staff.create_admin(username="admin", password=PASSWORD)
@@ -52,17 +53,29 @@ def seed() -> str:
     for username, role in (("demo-operator", "operator"), ("demo-finance", "finance")):
         staff.add_staff(merchant_id=shop.id, username=username, password=PASSWORD, role=role)
     _products(shop.id)
-    user_ids = _program(shop.id)
+    user_ids, links = _program(shop.id)
     placed = seed_orders(shop.id, user_ids)
+    history = _history(shop.id, links, size)
     _supplier_application()
     apply_team_deltas()
-    return (f"demo seeded: merchant {shop.id} 鲜果小铺 with {len(PEOPLE)} distributors and "
-            f"{placed} orders paid through the WeChat sandbox; "
+    return (f"demo seeded: merchant {shop.id} 鲜果小铺 with {len(PEOPLE)} distributors, "
+            f"{history['buyers']} buyers and {placed + history['orders']} orders paid through "
+            f"the WeChat sandbox; "
             f"console users demo-owner/demo-operator/demo-finance, admin 'admin', password "
             f"{PASSWORD}; sign in to the mini-program API as sandbox:alice:<any> to be 阿丽")
 
 
-def _program(merchant_id: int) -> list[int]:
+def _history(merchant_id: int, links: list[str], size: str) -> dict:
+    sandbox = sandbox_base_url()
+    if sandbox is None:
+        return {"buyers": 0, "orders": 0}
+    product_ids = list(db.session.scalars(select(Product.id).where(
+        Product.merchant_id == merchant_id).order_by(Product.id)))
+    return seed_history(merchant_id, links=links, product_ids=product_ids, sandbox=sandbox,
+                        size=size)
+
+
+def _program(merchant_id: int) -> tuple[list[int], list[str]]:
     """Everyone joins while the demo builds its tree through real share visits; then the
     program switches to the default review-by-application mode with two applicants."""
     merchants.update_program_rules(merchant_id=merchant_id, changes={"join_mode": "everyone"})
@@ -84,7 +97,7 @@ def _program(merchant_id: int) -> list[int]:
                                  context=attribution.VisitContext(channel="h5"))
         members.join_program(merchant_id=merchant_id, user_id=user.id, agreement_version="v1",
                              real_name=real_name, phone=phone, box=secret_box())
-    return [user.id for user in users]
+    return [user.id for user in users], links
 
 
 def _user(key: str, nickname: str) -> User:

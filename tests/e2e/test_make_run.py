@@ -18,7 +18,8 @@ from tests.support.wechat import sandbox_code
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_the_launcher_serves_the_demo_and_stops_every_child(tmp_path, stop_signal):
     port = free_port()
-    env = child_env(PORT=str(port), SANDBOX_PORT=str(free_port()), INSTANCE_DIR=str(tmp_path))
+    env = child_env(PORT=str(port), SANDBOX_PORT=str(free_port()), INSTANCE_DIR=str(tmp_path),
+                    DEMO_SIZE="small")
     log = open(tmp_path / "launcher.log", "wb")  # noqa: SIM115 — closed below
     launcher = subprocess.Popen([sys.executable, "-m", "app.launcher"], cwd=PROJECT_ROOT,
                                 env=env, stdout=log, stderr=subprocess.STDOUT)

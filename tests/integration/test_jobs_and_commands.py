@@ -72,22 +72,32 @@ def test_demo_seed_builds_a_living_program_once(app, client):
     from app.models import User
 
     runner = app.test_cli_runner()
-    first = runner.invoke(args=["demo", "seed"])
+    first = runner.invoke(args=["demo", "seed", "--size", "small"])
     assert first.exit_code == 0 and "demo seeded" in first.output, first.output
     with app.app_context():
         statuses = dict(db.session.execute(select(Member.distributor_status, func.count())
                                            .group_by(Member.distributor_status)).all())
-        assert statuses == {"active": 16, "pending": 2}
+        assert {k: v for k, v in statuses.items() if k != "none"} == {"active": 16,
+                                                                      "pending": 2}
         alice = db.session.scalars(select(User).where(User.nickname == "阿丽")).one()
         root = db.session.scalars(select(Member).where(Member.user_id == alice.id)).one()
-        assert (root.upline_id, root.direct_members, root.team_size) == (None, 3, 17)
+        assert root.upline_id is None and root.team_size >= 17  # and the buyers under it
         from app.models import Order
         from app.services import ledger
 
+        from app.models import DailyStat, Level, RiskFlag, Withdrawal
+
         order_states = dict(db.session.execute(select(Order.status, func.count())
                                                .group_by(Order.status)).all())
-        assert order_states == {"received": 4, "shipped": 1, "paid": 2,
-                                "partially_refunded": 1}
+        assert set(order_states) == {"received", "shipped", "paid", "partially_refunded"}
+        assert sum(order_states.values()) == 8 + 24  # the showcase orders and 90 days' worth
+        days = db.session.scalars(select(DailyStat.day)).all()
+        assert (max(days) - min(days)).days >= 80  # orders on every part of the 90 days
+        assert db.session.scalar(select(func.count()).select_from(Level)) == 2
+        assert db.session.scalar(select(func.count()).select_from(Member)
+                                 .where(Member.level_id.is_not(None))) >= 1
+        assert [f.kind for f in db.session.scalars(select(RiskFlag))] == ["ip_burst"]
+        assert {w.status for w in db.session.scalars(select(Withdrawal))} == {"requested"}
         everyone = list(db.session.scalars(select(Member)))
         balances = {kind: sum(ledger.wallet_balances(root.merchant_id, m.id)[kind]
                               for m in everyone) for kind in ("pending", "available")}
