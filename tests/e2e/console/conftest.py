@@ -27,7 +27,7 @@ def console_env(pg_server, redis_server, sandbox_url, tmp_path_factory) -> dict:
         "WECHAT_API_BASE_URL": sandbox_url, "WECHATPAY_API_BASE_URL": sandbox_url,
         "INSTANCE_DIR": str(tmp_path_factory.mktemp("console-instance")),
     }
-    for command in (["db", "upgrade"], ["demo", "seed"]):
+    for command in (["db", "upgrade"], ["demo", "seed", "--size", "small"]):
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *command],
                        cwd=PROJECT_ROOT, env=child_env(**env), check=True,
                        capture_output=True, timeout=300)
