@@ -14,6 +14,7 @@ merchants = AppGroup("merchants", help="Merchants (tenants).")
 admins = AppGroup("admins", help="Platform administrators.")
 demo = AppGroup("demo", help="Demo and benchmark data.")
 jobs = AppGroup("jobs", help="Scheduled jobs; each is safe to run twice.")
+stats = AppGroup("stats", help="Statistics' Redis counters.")
 ledger = AppGroup("ledger", help="The double-entry ledger.")
 wallets = AppGroup("wallets", help="Wallets and their Redis mirror.")
 
@@ -143,6 +144,26 @@ def rebuild_cache_command(merchant_id):
     click.echo(json.dumps(rebuild_cache(redis.client, merchant_id=merchant_id)))
 
 
+@stats.command("rebuild-counters")
+@click.option("--merchant", "merchant_id", type=int, required=True)
+@click.option("--days", type=click.IntRange(1, 366), default=366)
+def rebuild_counters_command(merchant_id, days):
+    """Count paying buyers and active distributors again into Redis from SQL (after a Redis
+    loss); until then the dashboard counts them in SQL."""
+    from datetime import timedelta
+
+    from app.database import utcnow
+    from app.extensions import redis
+    from app.services import stats as stats_service
+
+    today = stats_service.date_range(merchant_id=merchant_id, start=None, end=None,
+                                     now=utcnow()).end
+    span = stats_service.DateRange(today - timedelta(days=days - 1), today)
+    written = stats_service.rebuild_member_counters(redis.client, merchant_id=merchant_id,
+                                                    span=span)
+    click.echo(json.dumps({"days": written}))
+
+
 def register_cli(app: Flask) -> None:
-    for group in (merchants, admins, demo, jobs, ledger, wallets):
+    for group in (merchants, admins, demo, jobs, ledger, wallets, stats):
         app.cli.add_command(group)

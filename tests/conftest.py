@@ -15,7 +15,6 @@ from sqlalchemy import text
 from tests.support.processes import start_sandbox
 from tests.support.servers import PostgresServer, RedisServer
 
-
 # Hypothesis judges speed by the clock; on a busy 2-core machine that turns into failures that
 # say nothing about the code (the suite has no timed assertions, benchmarks measure speed).
 settings.register_profile("fenxiao", deadline=None,

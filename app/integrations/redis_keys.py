@@ -36,6 +36,12 @@ def unique_visitors_of_day(merchant_id: int, day: date) -> str:
     return f"{_merchant(merchant_id)}:uv:day:{day.isoformat()}"
 
 
+def members_of_day(merchant_id: int, day: date, kind: str) -> str:
+    """A HyperLogLog of the members counted on a business day: ``buyers`` (paid) or
+    ``distributors`` (active: shared, visited or referred a paid order)."""
+    return f"{_merchant(merchant_id)}:{kind}:day:{day.isoformat()}"
+
+
 def wallet(merchant_id: int, member_id: int) -> str:
     """A hash: the member's four balances and the version they were read at."""
     return f"{_merchant(merchant_id)}:wallet:{member_id}"

@@ -19,6 +19,8 @@ class DailyStat(Base):
     merchant_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("merchants.id"),
                                              primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # What buyers paid (paid_fen) for orders paid that day; refunds are not netted here but
+    # counted on their own day (refunds, refunded_fen, commission_reversed_fen).
     gmv_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     orders_paid: Mapped[int] = mapped_column(Integer, default=0)
     orders_created: Mapped[int] = mapped_column(Integer, default=0)
@@ -49,15 +51,23 @@ class DailyMemberStat(Base):
                                              primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    # As a buyer: paid orders and spend (refunds subtract).
+    # Each event counts on its own business day (services/rollups.py): a payment on the day
+    # paid, a refund on the day it succeeded, a settlement on the day it settled.
+    # As a buyer: orders paid, and spend (paid_fen, goods and shipping; a refund subtracts
+    # what it returned).
     purchases: Mapped[int] = mapped_column(Integer, default=0)
     spent_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    # As a distributor: orders of direct downline (tier 1), their sales, commission earned.
+    # As the tier-1 beneficiary of the order's snapshot: orders referred, their goods paid
+    # (goods less discount, no shipping; a refund subtracts the goods it returned).
     referred_orders: Mapped[int] = mapped_column(Integer, default=0)
     direct_sales_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # As any beneficiary: commission accrued (reversals subtract), and what became available.
     commission_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     commission_settled_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # As an upline: members bound or moved under it (one leaving later is not subtracted).
     new_direct_members: Mapped[int] = mapped_column(Integer, default=0)
+    # As a distributor: links made, openings of its links, and referred orders refunded
+    # (counted once per order, on the day of its first refund).
     links_shared: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     refunded_orders: Mapped[int] = mapped_column(Integer, default=0)

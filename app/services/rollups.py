@@ -13,6 +13,10 @@ payments of one merchant). Two kinds of row are written at two moments:
   transaction commits, in one key order. The hot row is then locked only for the commit, and
   never before another lock (the tree lock, a ledger account), which would risk a deadlock.
   A rolled-back transaction drops its deltas with everything else.
+
+The members a day counts (paying buyers, active distributors) also go, after the commit, to
+the HyperLogLogs of ``integrations/member_counters.py``: the dashboard's distinct counts over a
+range read those instead of every member-day row.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.domain.business_time import merchant_zone
-from app.extensions import db
+from app.extensions import db, redis
+from app.integrations import member_counters
 from app.models import (
     Commission,
     DailyBuyer,
@@ -42,6 +47,7 @@ from app.models import (
 )
 
 _PENDING = "rollups.pending"  # session.info key: {(model name, *key): {column: delta}}
+_COUNTED = "rollups.counted"  # {(merchant_id, day): {kind: member ids}}, counted after commit
 
 
 def member_created(member: Member, *, day: date) -> None:
@@ -61,11 +67,13 @@ def member_bound(member: Member, upline: Member, *, day: date) -> None:
 
 def link_created(link: ShareLink, *, day: date) -> None:
     _merchant_day(link.merchant_id, day, links_shared=1)
+    _count(link.merchant_id, day, distributors=link.distributor_id)
     _members(link.merchant_id, day, {link.distributor_id: {"links_shared": 1}})
 
 
 def visit_recorded(visit: Visit, *, day: date) -> None:
     _merchant_day(visit.merchant_id, day, visits=1)
+    _count(visit.merchant_id, day, distributors=visit.distributor_id)
     _members(visit.merchant_id, day, {visit.distributor_id: {"visits": 1}})
 
 
@@ -91,6 +99,7 @@ def order_paid(order: Order, accrued: list[Commission], *, day: date) -> None:
     changes[order.buyer_member_id]["purchases"] += 1
     changes[order.buyer_member_id]["spent_fen"] += order.paid_fen
     tier_one = _tier_one(order)
+    _count(order.merchant_id, day, buyers=order.buyer_member_id, distributors=tier_one)
     if tier_one is not None:
         changes[tier_one]["referred_orders"] += 1
         changes[tier_one]["direct_sales_fen"] += order.goods_paid_fen
@@ -181,6 +190,12 @@ def _buyer_day(order: Order, day: date) -> None:
                                     statement.excluded.first_purchase)}))
 
 
+def _count(merchant_id: int, day: date, **members: int | None) -> None:
+    kinds = db.session.info.setdefault(_COUNTED, {}).setdefault((merchant_id, day), {})
+    for kind, member_id in members.items():
+        kinds.setdefault(kind, set()).update([member_id] if member_id is not None else [])
+
+
 def _merchant_day(merchant_id: int, day: date, **deltas: int) -> None:
     _defer(DailyStat, (merchant_id, day), **deltas)
 
@@ -210,8 +225,16 @@ def _write_deferred(session: Session) -> None:
             _upsert(session, model, dict(zip(names, key[1:], strict=True)), deltas)
 
 
+@event.listens_for(Session, "after_commit")
+def _count_members(session: Session) -> None:
+    """After the outermost commit (a counter never counts what SQL lost); best effort."""
+    if not session.in_nested_transaction() and session.info.get(_COUNTED):
+        member_counters.add(redis.client, session.info.pop(_COUNTED))
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _drop_deferred(session: Session, transaction) -> None:
     """A transaction that ended without committing (rolled back, closed) leaves nothing."""
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_COUNTED, None)

@@ -5,6 +5,7 @@ benchmark, write ``bench-report.md`` and ``bench-report.json`` at the repository
     .venv/bin/python -m tests.benchmarks --members 2000 --only tree_reads
     .venv/bin/python -m tests.benchmarks --only notify --notifications 1000
     .venv/bin/python -m tests.benchmarks --only export_memory --export-rows 20000
+    .venv/bin/python -m tests.benchmarks --only dashboard --orders 100000
 
 Exits 1 when a target is missed or two ways of computing one figure disagree.
 """
@@ -22,7 +23,7 @@ import time
 from sqlalchemy import text
 
 from config.settings import PROJECT_ROOT, load_settings
-from tests.benchmarks import export_memory, notify, tree_bindings, tree_reads
+from tests.benchmarks import dashboard, export_memory, notify, tree_bindings, tree_reads
 from tests.benchmarks.report import Report
 from tests.benchmarks.trees import Workload
 from tests.support.servers import PostgresServer, RedisServer, free_port
@@ -56,6 +57,7 @@ BENCHMARKS = {
     "tree_bindings": lambda workload, report, *_: tree_bindings.run(workload, report),
     "notify": _notify,
     "export_memory": _export_memory,
+    "dashboard": lambda workload, report, args, *_: dashboard.run(report, orders=args.orders),
 }
 
 
@@ -109,6 +111,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              "(default WEB_CONCURRENCY, else 2 per CPU)")
     parser.add_argument("--export-rows", type=int, default=EXPORT_ROWS,
                         help=f"orders in the XLSX export measured (default {EXPORT_ROWS:,})")
+    parser.add_argument("--orders", type=int, default=dashboard.ORDERS,
+                        help="orders of the dashboard benchmark's merchant "
+                             f"(default {dashboard.ORDERS:,})")
     args = parser.parse_args(argv)
     if args.members < 2:
         parser.error("--members must be at least 2")

@@ -82,10 +82,8 @@ def test_demo_seed_builds_a_living_program_once(app, client):
         alice = db.session.scalars(select(User).where(User.nickname == "阿丽")).one()
         root = db.session.scalars(select(Member).where(Member.user_id == alice.id)).one()
         assert root.upline_id is None and root.team_size >= 17  # and the buyers under it
-        from app.models import Order
+        from app.models import DailyStat, Level, Order, RiskFlag, Withdrawal
         from app.services import ledger
-
-        from app.models import DailyStat, Level, RiskFlag, Withdrawal
 
         order_states = dict(db.session.execute(select(Order.status, func.count())
                                                .group_by(Order.status)).all())
