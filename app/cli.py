@@ -86,11 +86,18 @@ def apply_team_deltas_command():
 
 
 @jobs.command("run-scheduler")
-def run_scheduler_command():
-    """Run every scheduled job when it is due, until stopped (any number of hosts may)."""
-    from app.jobs import run_scheduler
+@click.option("--only", multiple=True, help="run only these jobs (repeatable)")
+@click.option("--skip", multiple=True, help="run every job but these (repeatable)")
+@click.option("--long/--quick", "long_jobs", default=None,
+              help="only the long jobs (exports), or every job but them")
+def run_scheduler_command(only, skip, long_jobs):
+    """Run scheduled jobs when they are due, until stopped (any number of hosts may). Run
+    one scheduler with --quick and one with --long so an export never delays payments."""
+    from app.jobs import LONG_JOBS, run_scheduler
 
-    run_scheduler()
+    chosen = frozenset(only) or (LONG_JOBS if long_jobs else None)
+    skipped = frozenset(skip) | (LONG_JOBS if long_jobs is False else frozenset())
+    run_scheduler(only=chosen, skip=skipped)
 
 
 @jobs.command("run")

@@ -64,8 +64,9 @@ def main() -> int:
         stack.spawn("gunicorn", [sys.executable, "-m", "gunicorn", "-c",
                                  "config/gunicorn.conf.py", "--bind",
                                  f"127.0.0.1:{settings.port}", "wsgi:app"], env)
-        stack.spawn("scheduler", [sys.executable, "-m", "flask", "--app", "wsgi", "jobs",
-                                  "run-scheduler"], env)
+        for speed in ("--quick", "--long"):  # an export never delays payments and settlement
+            stack.spawn(f"scheduler {speed[2:]}", [sys.executable, "-m", "flask", "--app",
+                                                  "wsgi", "jobs", "run-scheduler", speed], env)
         _wait_for_port(settings.port, "gunicorn")
         _print_welcome(settings, env)
         return stack.wait()

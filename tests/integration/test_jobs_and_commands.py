@@ -110,3 +110,24 @@ def test_demo_seed_builds_a_living_program_once(app, client):
     assert login.get_json()["user"]["id"] == alice.id
     second = runner.invoke(args=["demo", "seed"])
     assert "nothing seeded" in second.output
+
+
+def test_a_scheduler_for_long_jobs_runs_only_them(app_context):
+    """Exports run on a scheduler of their own, so the quick jobs never wait behind them."""
+    from app.jobs import LONG_JOBS, SCHEDULE
+
+    ran: list[str] = []
+    quick = [job.name for job in SCHEDULE if job.name not in LONG_JOBS]
+    import app.jobs as jobs_module
+
+    original = jobs_module.SCHEDULE
+    jobs_module.SCHEDULE = tuple(jobs_module.Job(job.name, lambda n=job.name: ran.append(n)
+                                                 or {}, job.every_seconds) for job in original)
+    try:
+        jobs_module.run_scheduler(iterations=1, tick_seconds=0, only=LONG_JOBS)
+        assert ran == sorted(LONG_JOBS)
+        ran.clear()
+        jobs_module.run_scheduler(iterations=1, tick_seconds=0, skip=LONG_JOBS)
+        assert ran == quick
+    finally:
+        jobs_module.SCHEDULE = original
