@@ -166,3 +166,14 @@ def test_a_buyer_sees_only_their_own_orders(client, shop, chain, pay_account, ad
         "total"] == 0
     other = client.get(f"{orders_url(shop)}/{mine['id']}", headers=chain["bob"]["headers"])
     assert other.status_code == 404 and other.get_json()["code"] == "order_not_found"
+
+
+def test_an_over_long_idempotency_key_is_refused_not_cut(client, shop, chain, pay_account,
+                                                         add_product):
+    pay_account()
+    product = add_product(stock=5)
+    response = client.post(orders_url(shop), json=order_body(product),
+                           headers={**chain["carol"]["headers"], "Idempotency-Key": "k" * 129})
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.get_json()["errors"]
+    assert stock_of(product) == 5

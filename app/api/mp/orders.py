@@ -3,10 +3,12 @@ read, confirm receipt, ask for a refund."""
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.idempotency_header import PARAMETER as IDEMPOTENCY_HEADER
+from app.api.idempotency_header import idempotency_key
 from app.api.order_views import (
     AddressIn,
     BuyerOrderOut,
@@ -27,8 +29,6 @@ from app.services import refunds as refund_service
 blp = Blueprint("mp_orders", __name__, url_prefix="/api/mp/v1/merchants",
                 description="Orders")
 BEARER = [{"bearerAuth": []}]
-IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
-               "schema": {"type": "string", "maxLength": 128}}
 
 
 class OrderIn(Schema):
@@ -40,11 +40,6 @@ class OrderIn(Schema):
 
 class OrderListArgs(PageArgs):
     status = fields.String(validate=validate.Length(max=20))
-
-
-def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    return key[:128] if key else None
 
 
 def _with_payment(order) -> dict:
@@ -59,14 +54,14 @@ def _with_payment(order) -> dict:
 @mp_login_required
 @blp.arguments(OrderIn)
 @blp.response(201, BuyerOrderOut)
-@blp.doc(security=BEARER, parameters=[IDEMPOTENCY])
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 def create_order(body, merchant_id):
     """Reserve stock, take the commission snapshot, and offer the order to WeChat Pay: the
     ``payment`` object goes to ``wx.requestPayment`` as it is."""
     order = order_service.create_order(
         merchant_id=merchant_id, user_id=g.user_id, items=body["items"],
         address=body["address"], share_token=body.get("share_token"),
-        idempotency_key=_idempotency_key(), now=utcnow())
+        idempotency_key=idempotency_key(), now=utcnow())
     return _with_payment(order)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.idempotency_header import PARAMETER as IDEMPOTENCY_HEADER
+from app.api.idempotency_header import idempotency_key
 from app.api.json_fields import Int
 from app.api.pagination import PageArgs, page_body, page_of
 from app.api.withdrawal_views import WithdrawalOut, withdrawal_body
@@ -20,8 +22,6 @@ from app.services import withdrawals as withdrawal_service
 blp = Blueprint("mp_withdrawals", __name__, url_prefix="/api/mp/v1/merchants",
                 description="Withdrawals")
 BEARER = [{"bearerAuth": []}]
-IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
-               "schema": {"type": "string", "maxLength": 128}}
 
 
 class WithdrawalIn(Schema):
@@ -34,15 +34,14 @@ class WithdrawalIn(Schema):
 @mp_login_required
 @blp.arguments(WithdrawalIn)
 @blp.response(201, WithdrawalOut)
-@blp.doc(security=BEARER, parameters=[IDEMPOTENCY])
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 def request_withdrawal(body, merchant_id):
     """Move ``amount_fen`` (and the fee) from available to withdrawing. Below the merchant's
     auto-approval threshold the WeChat transfer starts at once: ``transfer.package`` goes to
     ``wx.requestMerchantTransfer``."""
-    key = request.headers.get("Idempotency-Key")
     withdrawal = withdrawal_service.request_withdrawal(
         merchant_id=merchant_id, user_id=g.user_id, amount_fen=body["amount_fen"],
-        real_name=body.get("real_name"), idempotency_key=key[:128] if key else None,
+        real_name=body.get("real_name"), idempotency_key=idempotency_key(),
         box=secret_box(), now=utcnow())
     wallets.mirror_members(redis.client, merchant_id=merchant_id,
                            member_ids={withdrawal.member_id})
