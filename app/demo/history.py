@@ -28,7 +28,7 @@ from app.services import (
 )
 
 DAYS = 90
-SIZES = {"full": (1_200, 240), "small": (60, 24)}  # (buyers, orders)
+SIZES = {"full": (2_400, 300), "small": (60, 24)}  # (buyers, orders)
 CITIES = [("广东省", "深圳市"), ("广东省", "广州市"), ("浙江省", "杭州市"), ("上海市", "上海市"),
           ("北京市", "北京市"), ("四川省", "成都市"), ("湖北省", "武汉市"), ("江苏省", "南京市")]
 BURST_IP = "demo-burst-ip-hash"
