@@ -53,7 +53,7 @@ def create_admin_command(username, password):
 
 @demo.command("seed")
 @click.option("--size", type=click.Choice(["full", "small"]), default="full",
-              help="full: 2,000 buyers and 90 days of orders; small: a quick sample")
+              help="full: 2,400 buyers and 90 days of orders; small: a quick sample")
 def seed_command(size):
     """Fill an empty database with a demo merchant and program; a database with data is left
     alone."""
