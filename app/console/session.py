@@ -17,7 +17,7 @@ NAVIGATION = (
     ("console_pages.orders", "订单", ("owner", "operator", "finance")),
     ("console_pages.withdrawals", "提现", ("owner", "finance")),
     ("console_pages.reports", "报表", ("owner", "operator", "finance")),
-    ("console_pages.risk", "风控", ("owner", "operator")),
+    ("console_pages.risk", "风控", ("owner", "operator", "finance")),
     ("console_pages.settings", "设置", ("owner", "operator")),
 )
 

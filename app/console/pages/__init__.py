@@ -72,6 +72,7 @@ def register(app: Flask) -> None:
         auth,
         distributors,
         home,
+        levels,
         orders,
         reports,
         risk,

@@ -7,6 +7,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.pages import bp
 from app.console.pages.forms import page_number, text, whole
+from app.console.pages.levels import member_level_context
 from app.console.session import staff_page
 from app.extensions import redis
 from app.services import members as member_service
@@ -52,7 +53,8 @@ def distributors_member(member_id: int):
         bindings=member_service.binding_history(merchant_id=g.merchant_id, member_id=member.id,
                                                 limit=10),
         statuses=member_service.status_history(merchant_id=g.merchant_id, member_id=member.id,
-                                               limit=10))
+                                               limit=10),
+        **member_level_context(member))
 
 
 @bp.route("/distributors/<int:member_id>/team")

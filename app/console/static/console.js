@@ -1,5 +1,6 @@
-// The only script of the console: the live commission preview on the settings page. The
-// server computes it (the same code that pays commission); this only sends the typed rates.
+// The only script of the console: the live commission preview on the settings page (the
+// server computes it, with the same code that pays commission; this only sends the typed
+// rates), and the progress of exports.
 (function () {
   var form = document.getElementById("rules");
   var tiers = document.getElementById("preview-tiers");
@@ -46,4 +47,28 @@
     clearTimeout(timer);
     timer = setTimeout(refresh, 250);
   });
+})();
+
+// The exports page: while an export waits or runs, ask the server how far it is every two
+// seconds; once it is done (or failed) reload, so the download link (or the error) shows.
+(function () {
+  var open = document.querySelectorAll("[data-progress]");
+  if (!open.length) return;
+
+  function poll(card) {
+    fetch(card.dataset.progress, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (state) {
+      if (!state) return;
+      if (state.status !== "queued" && state.status !== "running") { location.reload(); return; }
+      card.querySelector("progress").value = state.percent;
+      card.querySelector("[data-percent]").textContent = state.percent + "%";
+      if (state.rows_total) {
+        card.querySelector("[data-rows]").textContent = state.rows_written + " / " + state.rows_total + " 行";
+      }
+      setTimeout(function () { poll(card); }, 2000);
+    });
+  }
+
+  open.forEach(function (card) { setTimeout(function () { poll(card); }, 2000); });
 })();

@@ -3,6 +3,7 @@ serving the demo data (`flask demo seed`) on a database of its own."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,31 @@ def console_env(pg_server, redis_server, sandbox_url, tmp_path_factory) -> dict:
                        cwd=PROJECT_ROOT, env=child_env(**env), check=True,
                        capture_output=True, timeout=300)
     return env
+
+
+def run_in_console(console_env: dict, *args: str) -> str:
+    """A command of ours (``python -m ...``) on the console's database; its standard output."""
+    done = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT,
+                          env=child_env(**console_env), check=True, capture_output=True,
+                          text=True, timeout=120)
+    return done.stdout
+
+
+def prepare(console_env: dict, need: str) -> dict:
+    """What a test needs in the demo database (see demo_world.py), as ids."""
+    output = run_in_console(console_env, "-m", "tests.e2e.console.demo_world", need)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def other_shop(console_env) -> dict:
+    """A second merchant in the console's database with its owner, who must see nothing of
+    the demo shop's."""
+    owner = {"username": "other-owner", "password": PASSWORD}
+    output = run_in_console(console_env, "-m", "flask", "--app", "wsgi", "merchants", "create",
+                            "--name", "别家小店", "--owner-username", owner["username"],
+                            "--owner-password", owner["password"])
+    return {**json.loads(output.strip().splitlines()[-1]), **owner}
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +94,17 @@ def sign_in(page, username: str = "demo-owner", password: str = PASSWORD) -> Non
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def signed_in(page, username: str = "demo-owner") -> None:
+    """Signed in and on the dashboard (the sign-in's redirect has finished)."""
+    sign_in(page, username)
+    page.wait_for_url("**/console/dashboard")
+
+
+def csrf_token(page) -> str:
+    """The CSRF token of the page's session, for requests a page's forms would not send."""
+    return page.locator("input[name=csrf_token]").first.input_value()
 
 
 def screenshot(page, name: str) -> Path:
