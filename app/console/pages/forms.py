@@ -10,6 +10,7 @@ from flask import request
 from app.errors import InvalidInput
 
 YUAN = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
+PERCENT = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
 
 
 def text(name: str, *, required: bool = False, max_length: int = 200) -> str:
@@ -39,6 +40,15 @@ def fen_from_yuan(name: str, *, required: bool = True) -> int | None:
         raise InvalidInput(errors={name: ["请填写金额，如 12.34。"]})
     yuan, _, cents = value.partition(".")
     return int(yuan) * 100 + int((cents + "00")[:2])
+
+
+def bps_from_percent(name: str) -> int:
+    """12.5 (a percentage typed by a person) → 1250 bps, by string arithmetic (no float)."""
+    value = request.form.get(name, "").strip().rstrip("%")
+    if not PERCENT.match(value):
+        raise InvalidInput(errors={name: ["请填写百分比，如 10 或 12.5。"]})
+    whole, _, cents = value.partition(".")
+    return int(whole) * 100 + int((cents + "00")[:2])
 
 
 def page_number() -> int:

@@ -5,12 +5,10 @@ rates); operators rename, re-rank and change conditions."""
 
 from __future__ import annotations
 
-import re
-
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.pages import bp
-from app.console.pages.forms import fen_from_yuan, text, whole
+from app.console.pages.forms import bps_from_percent, fen_from_yuan, text, whole
 from app.console.session import staff_page
 from app.database import utcnow
 from app.domain import levels as rules
@@ -21,7 +19,6 @@ from app.services import risk as risk_service
 
 OWNER = ("owner",)
 EDITORS = ("owner", "operator")
-PERCENT = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
 RATE_FIELDS = ("rate_1", "rate_2", "rate_3")
 HISTORY_SHOWN = 10
 
@@ -117,7 +114,7 @@ def _level_fields() -> dict:
               "upgrade_rule": _rule("upgrade"), "keep_rule": _rule("keep")}
     rates = [name for name in RATE_FIELDS if name in request.form]
     if rates:
-        fields["tier_rates_bps"] = [_percent_bps(name) for name in rates]
+        fields["tier_rates_bps"] = [bps_from_percent(name) for name in rates]
     return fields
 
 
@@ -140,10 +137,3 @@ def _rule(prefix: str) -> dict:
     return {"combine": combine, "conditions": conditions}
 
 
-def _percent_bps(name: str) -> int:
-    """12.5 (a percentage typed by a person) → 1250 bps, without floats."""
-    value = request.form.get(name, "").strip().rstrip("%")
-    if not PERCENT.match(value):
-        raise InvalidInput(errors={name: ["请填写百分比，如 10 或 12.5。"]})
-    units, _, cents = value.partition(".")
-    return int(units) * 100 + int((cents + "00")[:2])

@@ -4,20 +4,17 @@ write-only). Operators change the program but not money rules, as in the API."""
 
 from __future__ import annotations
 
-import re
-
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
 
 from app.clients import sandbox_base_url, secret_box
 from app.clients import settings as app_settings
 from app.console.pages import bp
-from app.console.pages.forms import fen_from_yuan, text
+from app.console.pages.forms import bps_from_percent, fen_from_yuan, text
 from app.console.session import staff_page
 from app.errors import Forbidden, InvalidInput
 from app.services import commission_plans, merchants, payment_settings
 
 PROGRAM = ("owner", "operator")
-PERCENT = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
 CHOICES = {"join_mode": ("apply", "everyone", "spend_threshold"),
            "bind_mode": ("permanent", "time_limited", "last_touch"),
            "bind_trigger": ("visit", "register", "first_order")}
@@ -32,13 +29,6 @@ MONEY = {"tiers", "tier_rates_bps", "max_total_bps", "third_tier_acknowledged",
 SAMPLE = [{"unit_price_fen": 10_000, "quantity": 1}]
 
 
-def _bps(name: str) -> int:
-    """12.5 (a percentage typed by a person) → 1250 bps, without floats."""
-    value = request.form.get(name, "").strip().rstrip("%")
-    if not PERCENT.match(value):
-        raise InvalidInput(errors={name: ["请填写百分比，如 10 或 12.5。"]})
-    whole, _, cents = value.partition(".")
-    return int(whole) * 100 + int((cents + "00")[:2])
 
 
 def _changes() -> dict:
@@ -59,10 +49,10 @@ def _changes() -> dict:
             changes[name] = fen_from_yuan(name)
     rates = [key for key in ("rate_1", "rate_2", "rate_3") if form.get(key, "").strip()]
     if rates:
-        changes["tier_rates_bps"] = [_bps(key) for key in rates]
+        changes["tier_rates_bps"] = [bps_from_percent(key) for key in rates]
     for name in ("max_total", "withdraw_fee"):
         if form.get(name, "").strip():
-            changes[f"{name}_bps"] = _bps(name)
+            changes[f"{name}_bps"] = bps_from_percent(name)
     for name in ("self_purchase", "third_tier_acknowledged"):
         if "has_" + name in form:
             changes[name] = name in form
