@@ -23,7 +23,7 @@ import time
 from sqlalchemy import text
 
 from config.settings import PROJECT_ROOT, load_settings
-from tests.benchmarks import dashboard, export_memory, notify, tree_bindings, tree_reads
+from tests.benchmarks import dashboard, export_memory, notify, redis_ops, tree_bindings, tree_reads
 from tests.benchmarks.report import Report
 from tests.benchmarks.trees import Workload
 from tests.support.servers import PostgresServer, RedisServer, free_port
@@ -58,6 +58,8 @@ BENCHMARKS = {
     "notify": _notify,
     "export_memory": _export_memory,
     "dashboard": lambda workload, report, args, *_: dashboard.run(report, orders=args.orders),
+    "redis_ops": lambda workload, report, args, postgres, redis_server: redis_ops.run(
+        report, redis_server.url),
 }
 
 

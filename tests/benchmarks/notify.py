@@ -42,6 +42,7 @@ import psutil
 from sqlalchemy import func, select, text, update
 
 from config.settings import PROJECT_ROOT
+from tests.benchmarks import notify_profile
 from tests.benchmarks.report import Figure, Report
 
 GROUP = "Payment notifications under load"
@@ -66,6 +67,8 @@ KEEPALIVE_SECONDS = 2.0
 PRICE_FEN = 9_990  # bob earns 999 (10%), alice 499 (5%, floored) on each order
 TIER_ONE_FEN, TIER_TWO_FEN = 999, 499
 BUYERS = 8
+# Notifications handled in this process under pyinstrument after the load (notify_profile).
+PROFILED = 100
 BASELINE_POOL = 200  # distinct notifications the baselines cycle through
 ADDRESS = {"receiver": "张三", "phone": "13800000000", "province": "广东省", "city": "深圳市",
            "district": "南山区", "detail": "科技园 1 号"}
@@ -147,7 +150,7 @@ def run(report: Report, setup: Setup) -> None:
         notifier = _notifier(platform_keys.load_or_create(str(work / "sandbox-state")),
                              account)
         started = time.monotonic()
-        shop = _shop(account, orders=WARMUP["notify"] + sum(measured))
+        shop = _shop(account, orders=WARMUP["notify"] + sum(measured) + PROFILED)
         print(f"  {len(shop.orders):,} orders offered for payment in "
               f"{time.monotonic() - started:.0f} s", flush=True)
         sources = {"notify": _NotificationSource(notifier, shop),
@@ -157,6 +160,9 @@ def run(report: Report, setup: Setup) -> None:
         phases: dict[str, dict[str, Phase]] = {}
         for target in ("bare", "insert", "notify"):
             phases[target] = _measure(target, sources[target], setup, work, measured)
+        profiled = notify_profile.profile(sources["notify"].take_parts(PROFILED),
+                                          expected_status=sources["notify"].expected_status)
+        _report_profile(report, profiled)
         ok = _verify(report, shop, sources["notify"], inserts=(
             sum(p.requests for p in phases["insert"].values()),
             sum(p.retries for p in phases["insert"].values())))
@@ -277,6 +283,11 @@ class _NotificationSource:
         self.sent: dict[str, str] = {}  # out_trade_no -> transaction_id
 
     def take(self, count: int) -> list[bytes]:
+        return [_request_bytes(path, headers, body)
+                for path, headers, body in self.take_parts(count)]
+
+    def take_parts(self, count: int) -> list[tuple[str, dict, bytes]]:
+        """The next ``count`` notifications as (path, headers, body)."""
         batch = self.shop.orders[self.next_order:self.next_order + count]
         if len(batch) < count:
             raise RuntimeError("more notifications asked for than orders were created")
@@ -286,8 +297,7 @@ class _NotificationSource:
             note, transaction_id = _payment_note(self.notifier, out_trade_no=out_trade_no,
                                                  total_fen=paid_fen, openid=openid)
             self.sent[out_trade_no] = transaction_id
-            requests.append(_request_bytes(self.path, self.notifier.headers_for(note),
-                                           note.body))
+            requests.append((self.path, self.notifier.headers_for(note), note.body))
         return requests
 
 
@@ -553,6 +563,7 @@ def _measure(target: str, source, setup: Setup, work: Path,
         if baseline:
             count = max(count, math.ceil(rate * MIN_OPEN_SECONDS))
         opened = phase("open", source.take(count), connections, rate=rate)
+        rss = _worker_rss_mb(process.process.pid)
     finally:
         process.stop()
     for done in (closed, opened):
@@ -560,7 +571,21 @@ def _measure(target: str, source, setup: Setup, work: Path,
               f"{done.rate:,.0f}/s, p50 {done.percentile_ms(0.5):.1f} ms, "
               f"p99 {done.percentile_ms(0.99):.1f} ms, errors {done.errors}, "
               f"retries {done.retries}", flush=True)
+    print(f"  {target} workers after the load: "
+          + ", ".join(f"{mb:.0f} MB" for mb in rss) + " resident", flush=True)
+    WORKER_RSS_MB[target] = rss
     return {"warmup": warmup, "max": closed, "open": opened}
+
+
+# Resident memory of each worker of each target after its load, in MB.
+WORKER_RSS_MB: dict[str, list[float]] = {}
+
+
+def _worker_rss_mb(master_pid: int) -> list[float]:
+    """RSS of each gunicorn worker (the master's children): what sizing a host counts per
+    worker, after every import, pool and cache a worker fills under load."""
+    return sorted(child.memory_info().rss / 2**20
+                  for child in psutil.Process(master_pid).children())
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -626,6 +651,27 @@ def _verify(report: Report, shop: _Shop, source: _NotificationSource, *,
     return ok
 
 
+def _report_profile(report: Report, profiled: dict) -> None:
+    if profiled["wrong_status"]:
+        report.fail(f"profile: {profiled['wrong_status']} of {profiled['requests']} "
+                    "notifications were not answered 204")
+    stages = profiled["stages_ms"]
+    rows = [[stage.strip() if not stage.startswith("  ") else "… " + stage.strip(),
+             f"{ms:.2f}", f"{ms / profiled['wall_ms_per_notification']:.0%}"]
+            for stage, ms in stages.items()]
+    report.tables.append({
+        "title": "Where a notification's time goes (pyinstrument)",
+        "columns": ["stage", "ms per notification", "share"], "rows": rows,
+        "notes": [
+            f"{profiled['requests']} notifications handled in the benchmark process through "
+            f"Flask's test client (the whole WSGI app, same PostgreSQL and Redis): "
+            f"{profiled['wall_ms_per_notification']:.1f} ms wall and "
+            f"{profiled['cpu_ms_per_notification']:.1f} ms CPU per notification, "
+            f"{profiled['statements_per_notification']:.1f} SQL statements each.",
+            f"The call tree: {Path(profiled['path']).name} (written beside this report)."]})
+    report.metrics["notify_profile"] = profiled
+
+
 def _report(report: Report, phases: dict[str, dict[str, Phase]], setup: Setup, *,
             load: tuple[float, float]) -> None:
     best = {target: runs["max"].rate for target, runs in phases.items()}
@@ -639,6 +685,16 @@ def _report(report: Report, phases: dict[str, dict[str, Phase]], setup: Setup, *
         note=f"open loop at {notify_open.offered_rate:,.1f}/s; p50 "
              f"{notify_open.percentile_ms(0.5):.1f} ms, max "
              f"{max(notify_open.latencies) * 1000:.0f} ms"))
+    rss = {target: max(WORKER_RSS_MB[target]) for target in ("notify", "bare")}
+    report.add(Figure(
+        group=GROUP, name="resident memory per worker after the load",
+        measured="notify worker (largest)", measured_ms=rss["notify"],
+        baseline="bare worker (largest)", baseline_ms=rss["bare"], better="cheaper",
+        target=None, runs=len(WORKER_RSS_MB["notify"]), statistic="max", unit="MB",
+        note="each worker of the app after "
+             f"{sum(p.requests for p in phases['notify'].values()):,} notifications: "
+             + ", ".join(f"{mb:.0f}" for mb in WORKER_RSS_MB["notify"])
+             + " MB; the bare app's workers import Flask only"))
     ratios = {"notify_vs_bare": best["notify"] / best["bare"],
               "notify_vs_insert": best["notify"] / best["insert"],
               "insert_vs_bare": best["insert"] / best["bare"]}
@@ -702,6 +758,8 @@ def _report(report: Report, phases: dict[str, dict[str, Phase]], setup: Setup, *
         "max_rate": {target: round(rate, 2) for target, rate in best.items()},
         "ratios": {name: round(value, 5) for name, value in ratios.items()},
         "cpu_ms_per_notification": {name: round(ms, 2) for name, ms in server_ms.items()},
+        "worker_rss_mb": {target: [round(mb, 1) for mb in sizes]
+                          for target, sizes in WORKER_RSS_MB.items()},
         "client_cores_against_bare": round(client_cores, 2),
         "load_average": {"before": load[0], "after": load[1]},
         "phases": [phase.as_dict() for runs in phases.values() for phase in runs.values()]}

@@ -54,7 +54,7 @@ class Figure:
     target: float | None
     runs: int
     note: str = ""
-    statistic: str = "median"  # of the runs, for both sides: median | p99
+    statistic: str = "median"  # of the runs, for both sides: median | p99 | max
     unit: str = "ms"  # of measured_ms and baseline_ms: ms, or MB for a memory figure
     ratio: float = field(init=False)
     ok: bool = field(init=False)
