@@ -6,7 +6,8 @@ package does no work.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, has_request_context, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import PROJECT_ROOT, Settings, load_settings
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register_cli
     from app.clients import init_clients
     from app.console import init_console
+    from app.database import limit_statement_time
     from app.errors import register_error_handlers
     from app.extensions import api, db, limiter, migrate, redis
     from app.logs import configure_logging, init_request_logging
@@ -33,6 +35,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.database_url.startswith("sqlite"):
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
+    with app.app_context():
+        limit_statement_time(db.engine, request_ms=settings.db_statement_timeout_ms,
+                             job_ms=settings.db_job_statement_timeout_ms,
+                             in_request=has_request_context)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     redis_connection = redis.init_app(app, url=settings.redis_url,
                                       instance_dir=settings.instance_dir)
@@ -42,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_clients(app, settings, redis_connection)
 
     init_request_logging(app)
+    app.before_request(_refuse_oversized_body)
     api_package.register(app, api)
     init_console(app, settings)
     register_error_handlers(app)
@@ -49,11 +56,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def _refuse_oversized_body() -> None:
+    """413 before any view runs when the declared body is over MAX_CONTENT_LENGTH.
+
+    Werkzeug would raise the same error only when a view reads the body, and a view that
+    catches broadly (the WeChat Pay webhook answers any failure with a 500 so that WeChat
+    retries) would turn it into something else. A chunked body, which declares no length, is
+    still cut off by Werkzeug at the limit while it is read.
+    """
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+
+
 def _flask_config(settings: Settings) -> dict:
     return {
         "SECRET_KEY": settings.secret_key,
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Bound values stay out of SQL errors and SQL logs: they carry openids, phone hashes,
+        # encrypted secrets and idempotency bodies, and tracebacks end up in the logs.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "MAX_CONTENT_LENGTH": settings.max_content_length,
         "JSON_SORT_KEYS": False,
         "API_TITLE": "Fenxiao",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -160,6 +160,53 @@ def transaction(session) -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+# SQLSTATE of a statement PostgreSQL cancelled, here because it ran past statement_timeout.
+QUERY_CANCELED = "57014"
+_TIMEOUT_KEY = "fenxiao.statement_timeout_ms"
+
+
+def limit_statement_time(engine: Engine, *, request_ms: int, job_ms: int,
+                         in_request: Callable[[], bool]) -> None:
+    """Give each PostgreSQL connection the statement timeout of the work it is checked out for.
+
+    Requests (``in_request()`` true at checkout) get ``request_ms``: one slow query must not
+    hold a worker, its row locks and a pool connection for longer than a client waits.
+    Everything else gets ``job_ms``: the export job reads one REPEATABLE READ snapshot for
+    minutes and its COUNT over a large merchant may be one long statement; ``flask demo tree``
+    bulk-inserts, migrations rebuild indexes. A per-process setting (``options=-c …`` at
+    connect) could not tell these apart, since the scheduler and the CLI build the same app,
+    and the test process runs jobs and requests on one pool.
+
+    The value is set at checkout only when it differs from what the connection already has
+    (kept in the connection's ``info``), so a web worker pays one ``set_config`` per new
+    connection. 0 means no timeout. SQLite has no statement timeout: nothing is done there.
+    It is a session setting: behind PgBouncer in transaction pooling it would not follow the
+    client, and the role's own ``statement_timeout`` is the place for it there.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "checkout")
+    def _set_statement_timeout(dbapi_connection, connection_record, connection_proxy):
+        wanted = request_ms if in_request() else job_ms
+        if connection_record.info.get(_TIMEOUT_KEY) == wanted:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", (str(wanted),))
+        finally:
+            cursor.close()
+        # Session-level, but a SET inside a transaction that is rolled back is undone: commit.
+        dbapi_connection.commit()
+        connection_record.info[_TIMEOUT_KEY] = wanted
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """True for the error PostgreSQL raises when it cancelled a statement: past its timeout
+    (or cancelled by an operator with ``pg_cancel_backend``, which the caller treats alike)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == QUERY_CANCELED
 
 
 @event.listens_for(Engine, "connect")

@@ -3,16 +3,21 @@
 ``{"code": "invalid_code", "message": "human readable", "errors": {"field": ["..."]}}``
 
 Business code raises an ``AppError`` subclass with a stable ``code``; Flask and webargs errors
-(404 routes, 405, 413, 422 validation, 429 rate limits) are mapped to the same shape, and
-anything unexpected becomes a 500 with no stack trace in the response.
+(404 routes, 405, 413, 422 validation, 429 rate limits) are mapped to the same shape, a
+statement PostgreSQL cancelled at the request's statement timeout becomes a 503
+``query_timeout`` (its transaction rolled back: retrying is safe), and anything unexpected
+becomes a 500 with no stack trace in the response.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+
+from app.database import is_statement_timeout
 
 log = logging.getLogger("fenxiao.errors")
 
@@ -125,6 +130,26 @@ def _internal_error(error: BaseException):
     return jsonify(error_body("internal_error", "Something went wrong on our side.")), 500
 
 
+# How long a client should wait before retrying a request that ran past the statement timeout.
+QUERY_TIMEOUT_RETRY_AFTER_SECONDS = 5
+
+
+def _database_error(error: OperationalError):
+    """A statement cancelled at the statement timeout: 503, so clients (and WeChat) retry.
+
+    The transaction it ran in is rolled back (services run in ``transaction()``; a view's
+    session is removed with the request). Only the path is logged: the error's text quotes the
+    SQL. Any other operational error is unexpected here and stays a 500.
+    """
+    if not is_statement_timeout(error):
+        return _internal_error(error)
+    log.warning("statement timeout", extra={"path": request.path, "method": request.method})
+    response = jsonify(error_body("query_timeout",
+                                  "The request took too long; try again in a moment."))
+    response.headers["Retry-After"] = str(QUERY_TIMEOUT_RETRY_AFTER_SECONDS)
+    return response, 503
+
+
 def _webargs_field_errors(error: HTTPException) -> dict:
     """Flatten webargs' ``{"json": {"field": [...]}}`` to ``{"field": [...]}``.
 
@@ -154,4 +179,5 @@ def _passthrough_headers(error: HTTPException):
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AppError, error_response_for_app)
     app.register_error_handler(HTTPException, error_response_for_http)
+    app.register_error_handler(OperationalError, _database_error)
     app.register_error_handler(Exception, _internal_error)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse_many
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
@@ -48,7 +50,22 @@ class Settings:
     trusted_proxies: int = 0
     login_rate_limit_ip: str = "30/minute"
     login_rate_limit_openid: str = "10/minute"
+    # Share visits: per client IP (generous: a carrier NAT puts many phones behind one address)
+    # and per signed-in user (a person opens a few links a minute, never sixty).
+    share_visit_rate_limit_ip: str = "300/minute"
+    share_visit_rate_limit_user: str = "60/minute"
+    # Withdrawal requests per member: the daily count rule limits real withdrawals; this only
+    # stops a client hammering the member's row lock. The mini-program's retries (same
+    # Idempotency-Key) count too, so it is not tight.
+    withdrawal_rate_limit_member: str = "30/minute"
+    # Request bodies: the largest we accept is a payment-settings PUT with a few PEM keys, and
+    # WeChat's notifications are a few KiB; anything over this answers 413 unread.
     max_content_length: int = 1024 * 1024
+    # PostgreSQL statement timeouts (ms, 0: none). Requests get a short one so that one slow
+    # query cannot hold a worker and its locks; work outside a request (jobs, exports, the
+    # demo tree builder, migrations) may legitimately run one statement for minutes.
+    db_statement_timeout_ms: int = 5000
+    db_job_statement_timeout_ms: int = 0
     wechat_timeout_seconds: float = 5.0
     instance_dir: Path = field(default=INSTANCE_DIR)
     # `make run` only: where gunicorn and the local WeChat sandbox listen.
@@ -108,9 +125,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         console_token_ttl_seconds=_int(env, "CONSOLE_TOKEN_TTL_SECONDS",
                                        defaults.console_token_ttl_seconds),
         trusted_proxies=_int(env, "TRUSTED_PROXIES", defaults.trusted_proxies),
-        login_rate_limit_ip=env.get("LOGIN_RATE_LIMIT_IP", defaults.login_rate_limit_ip),
-        login_rate_limit_openid=env.get("LOGIN_RATE_LIMIT_OPENID",
-                                        defaults.login_rate_limit_openid),
+        login_rate_limit_ip=_rate(env, "LOGIN_RATE_LIMIT_IP", defaults.login_rate_limit_ip),
+        login_rate_limit_openid=_rate(env, "LOGIN_RATE_LIMIT_OPENID",
+                                      defaults.login_rate_limit_openid),
+        share_visit_rate_limit_ip=_rate(env, "SHARE_VISIT_RATE_LIMIT_IP",
+                                        defaults.share_visit_rate_limit_ip),
+        share_visit_rate_limit_user=_rate(env, "SHARE_VISIT_RATE_LIMIT_USER",
+                                          defaults.share_visit_rate_limit_user),
+        withdrawal_rate_limit_member=_rate(env, "WITHDRAWAL_RATE_LIMIT_MEMBER",
+                                           defaults.withdrawal_rate_limit_member),
+        max_content_length=_positive(env, "MAX_CONTENT_LENGTH", defaults.max_content_length),
+        db_statement_timeout_ms=_non_negative(env, "DB_STATEMENT_TIMEOUT_MS",
+                                              defaults.db_statement_timeout_ms),
+        db_job_statement_timeout_ms=_non_negative(env, "DB_JOB_STATEMENT_TIMEOUT_MS",
+                                                  defaults.db_job_statement_timeout_ms),
         instance_dir=instance_dir,
         port=port,
         sandbox_port=_int(env, "SANDBOX_PORT", defaults.sandbox_port),
@@ -144,6 +172,32 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 (none) or more, not {value}")
+    return value
+
+
+def _rate(env: dict[str, str], name: str, default: str) -> str:
+    """A rate-limit string in the ``limits`` notation (``30/minute``, ``5/second;100/hour``),
+    checked now: a typo must stop the start, not switch a limit off at the first request."""
+    value = env.get(name) or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a rate limit such as 30/minute, not {value!r}"
+                            ) from None
+    return value
 
 
 def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

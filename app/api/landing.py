@@ -2,6 +2,8 @@
 
 A GET records the visit; a HEAD (link previews, uptime checks) answers the same status and
 headers without counting as an opening. Unknown tokens get a friendly page, not the JSON error.
+Openings are limited per client IP (``SHARE_VISIT_RATE_LIMIT_IP``, its own count apart from the
+mini-program's); over it, 429 in the JSON error shape with Retry-After.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from flask_smorest import Blueprint
 
 from app import clients
 from app.errors import NotFound
-from app.extensions import redis
+from app.extensions import limiter, redis
 from app.services import share_links
 from app.services.attribution import VisitContext
 
@@ -29,6 +31,7 @@ SECURITY_HEADERS = {
 
 
 @blp.route("/s/<token>", methods=["GET"])
+@limiter.limit(lambda: clients.settings().share_visit_rate_limit_ip)
 @blp.doc(responses={200: {"description": "The landing page (text/html)"},
                     404: {"description": "Unknown link (a friendly text/html page)"}})
 def landing(token):

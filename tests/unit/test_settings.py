@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,51 @@ def test_settings_are_read_only_in_settings_module():
                  if "os.environ" in path.read_text() and "wechat_sandbox" not in path.parts
                  and str(path.relative_to(root)) not in ENVIRONMENT_PASSERS]
     assert offenders == []
+
+
+def test_limits_have_defaults_generous_enough_for_real_traffic():
+    settings = load_settings({"INSTANCE_DIR": "/tmp/fx-instance"})
+    assert settings.max_content_length == 1024 * 1024
+    assert settings.db_statement_timeout_ms == 5000
+    assert settings.db_job_statement_timeout_ms == 0  # jobs and exports: no timeout
+    assert settings.share_visit_rate_limit_ip == "300/minute"
+    assert settings.share_visit_rate_limit_user == "60/minute"
+    assert settings.withdrawal_rate_limit_member == "30/minute"
+
+
+def test_limits_are_read_from_the_environment():
+    settings = load_settings({
+        "MAX_CONTENT_LENGTH": "65536", "DB_STATEMENT_TIMEOUT_MS": "250",
+        "DB_JOB_STATEMENT_TIMEOUT_MS": "600000", "SHARE_VISIT_RATE_LIMIT_IP": "5/second",
+        "SHARE_VISIT_RATE_LIMIT_USER": "20/minute;200/day",
+        "WITHDRAWAL_RATE_LIMIT_MEMBER": "3/minute", "LOGIN_RATE_LIMIT_IP": "100/hour",
+    })
+    assert (settings.max_content_length, settings.db_statement_timeout_ms,
+            settings.db_job_statement_timeout_ms) == (65536, 250, 600000)
+    assert (settings.share_visit_rate_limit_ip, settings.share_visit_rate_limit_user,
+            settings.withdrawal_rate_limit_member, settings.login_rate_limit_ip) == (
+        "5/second", "20/minute;200/day", "3/minute", "100/hour")
+
+
+@pytest.mark.parametrize("name,value", [
+    ("SHARE_VISIT_RATE_LIMIT_IP", "lots"),
+    ("SHARE_VISIT_RATE_LIMIT_USER", "10/fortnight"),
+    ("WITHDRAWAL_RATE_LIMIT_MEMBER", "ten per minute"),
+    ("LOGIN_RATE_LIMIT_OPENID", "10-minute"),
+    ("MAX_CONTENT_LENGTH", "0"),
+    ("MAX_CONTENT_LENGTH", "1MB"),
+    ("DB_STATEMENT_TIMEOUT_MS", "-1"),
+    ("DB_JOB_STATEMENT_TIMEOUT_MS", "5s"),
+])
+def test_malformed_limits_stop_the_start_with_their_name(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
+
+
+def test_example_env_lists_every_variable_settings_reads():
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "config" / "settings.py").read_text()
+    read = set(re.findall(r'(?:env\.get|_\w+)\((?:env, )?"([A-Z][A-Z0-9_]+)"', source))
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (root / "config" / "example.env")
+                            .read_text(), re.MULTILINE))
+    assert read and read - listed == set()

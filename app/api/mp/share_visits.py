@@ -1,4 +1,9 @@
-"""A share link opened inside the mini-program (the scene from onLoad, or a share token)."""
+"""A share link opened inside the mini-program (the scene from onLoad, or a share token).
+
+Visits are limited per client IP and per signed-in user (``SHARE_VISIT_RATE_LIMIT_*``): each
+one may bind a member, so a script replaying tokens must not farm bindings. The limits are
+checked after sign-in, so the user is known, and before the body is read.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app import clients
-from app.extensions import redis
+from app.extensions import limiter, redis
 from app.security import mp_login_required
 from app.services import attribution
 
@@ -33,8 +38,15 @@ class ShareVisitOut(Schema):
     reason = fields.String()
 
 
+def signed_in_user_key() -> str:
+    return f"user:{g.user_id}"
+
+
 @blp.route("/share-visits", methods=["POST"])
 @mp_login_required
+@limiter.limit(lambda: clients.settings().share_visit_rate_limit_ip)
+@limiter.limit(lambda: clients.settings().share_visit_rate_limit_user,
+               key_func=signed_in_user_key)
 @blp.arguments(ShareVisitIn)
 @blp.response(200, ShareVisitOut)
 @blp.doc(security=[{"bearerAuth": []}])

@@ -1,11 +1,16 @@
-"""My withdrawals in one merchant's program (Idempotency-Key on the request)."""
+"""My withdrawals in one merchant's program (Idempotency-Key on the request).
+
+Requests are limited per member (``WITHDRAWAL_RATE_LIMIT_MEMBER``), checked after sign-in and
+before anything is read or locked: each request takes the member's row lock.
+"""
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app import clients
 from app.api.idempotency_header import PARAMETER as IDEMPOTENCY_HEADER
 from app.api.idempotency_header import idempotency_key
 from app.api.json_fields import Int
@@ -13,7 +18,7 @@ from app.api.pagination import PageArgs, page_body, page_of
 from app.api.withdrawal_views import WithdrawalOut, withdrawal_body
 from app.clients import pay_config, secret_box
 from app.database import utcnow
-from app.extensions import redis
+from app.extensions import limiter, redis
 from app.security import mp_login_required
 from app.services import members as member_service
 from app.services import wallets
@@ -30,8 +35,14 @@ class WithdrawalIn(Schema):
                               metadata={"description": "required by WeChat from ¥2,000"})
 
 
+def member_key() -> str:
+    # The member is (merchant, user); the URL names the merchant, the token the user.
+    return f"member:{request.view_args['merchant_id']}:{g.user_id}"
+
+
 @blp.route("/<int:merchant_id>/withdrawals", methods=["POST"])
 @mp_login_required
+@limiter.limit(lambda: clients.settings().withdrawal_rate_limit_member, key_func=member_key)
 @blp.arguments(WithdrawalIn)
 @blp.response(201, WithdrawalOut)
 @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
