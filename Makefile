@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: run test bench lint venv db-upgrade db-migrate db-check clean
+.PHONY: run test bench load lint venv db-upgrade db-migrate db-check clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -22,6 +22,9 @@ test: venv  ## the whole suite (starts its own PostgreSQL, redis-server and sand
 
 bench: venv  ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/python -m tests.benchmarks
+
+load: venv  ## mixed Locust load on gunicorn, then the money checked; LOAD_ARGS="--users 20"
+	$(BIN)/python -m tests.load $(LOAD_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
