@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     redis_connection = redis.init_app(app, url=settings.redis_url,
                                       instance_dir=settings.instance_dir)
     app.config["RATELIMIT_STORAGE_URI"] = redis_connection.limiter_storage_uri
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = redis_connection.limiter_storage_options
     limiter.init_app(app)
     api.init_app(app)
     init_clients(app, settings, redis_connection)

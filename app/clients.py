@@ -24,7 +24,7 @@ def init_clients(app: Flask, settings: Settings, redis_connection: RedisConnecti
     )
     app.extensions["fenxiao.openid_login_limit"] = KeyedLimit(
         storage_uri=redis_connection.limiter_storage_uri, limit=settings.login_rate_limit_openid,
-        namespace="mp-login-openid",
+        namespace="mp-login-openid", storage_options=redis_connection.limiter_storage_options,
     )
 
 

@@ -2,6 +2,10 @@
 
 Integration and API tests run against real PostgreSQL and redis-server processes started here
 on free loopback ports, and the WeChat sandbox as a real process; nothing is mocked on our side.
+
+Redis topologies: a test marked ``redis_topologies`` (a module's ``pytestmark``) runs twice,
+``[single]`` on the one redis-server and ``[cluster]`` on a Redis Cluster of three masters
+(started on first use); every other test uses the single server only.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from tests.support.processes import start_sandbox
-from tests.support.servers import PostgresServer, RedisServer
+from tests.support.servers import PostgresServer, RedisClusterServer, RedisServer
 
 # Hypothesis judges speed by the clock; on a busy 2-core machine that turns into failures that
 # say nothing about the code (the suite has no timed assertions, benchmarks measure speed).
@@ -37,6 +41,41 @@ def redis_server():
 
 
 @pytest.fixture(scope="session")
+def redis_cluster_server():
+    server = RedisClusterServer().start()
+    yield server
+    server.stop()
+
+
+# pytest keeps one value per session fixture and rebuilds it (and every fixture built on it:
+# the app) when a test asks for another parameter. The single server's parameter is None, the
+# value pytest sees for unparametrized tests too, so [single] tests and unmarked tests share
+# one app; only a switch to or from [cluster] builds another.
+TOPOLOGY_PARAMS = {"single": None, "cluster": "cluster"}
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("redis_topologies") and \
+            "redis_topology" in metafunc.fixturenames:
+        metafunc.parametrize("redis_topology", list(TOPOLOGY_PARAMS.values()), indirect=True,
+                             ids=list(TOPOLOGY_PARAMS), scope="session")
+
+
+@pytest.fixture(scope="session")
+def redis_topology(request) -> str:
+    """``single`` or ``cluster``: which Redis the app of this test uses."""
+    return getattr(request, "param", None) or "single"
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_topology, request) -> str:
+    # Asked for by name, so that a run without [cluster] tests never starts the cluster.
+    if redis_topology == "cluster":
+        return request.getfixturevalue("redis_cluster_server").url
+    return request.getfixturevalue("redis_server").url
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("logs")
 
@@ -54,13 +93,13 @@ def database_url(pg_server):
 
 
 @pytest.fixture(scope="session")
-def app_settings(database_url, redis_server, sandbox_url, tmp_path_factory):
+def app_settings(database_url, redis_url, sandbox_url, tmp_path_factory):
     from config.settings import load_settings
 
     return load_settings({
         "FENXIAO_ENV": "test",
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "WECHAT_API_BASE_URL": sandbox_url,
         "WECHATPAY_API_BASE_URL": sandbox_url,
         "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
@@ -89,7 +128,8 @@ def app_context(app):
 
 @pytest.fixture(autouse=True)
 def _clean_state(request):
-    """After each test that used the app: empty every table and the Redis database."""
+    """After each test that used the app: empty every table and the Redis database (on a
+    cluster, FLUSHDB goes to every master)."""
     yield
     if "app" not in request.fixturenames:
         return

@@ -33,7 +33,7 @@ def readyz():
     finally:
         db.session.rollback()
     try:
-        redis.client.ping()
+        redis.ping()
     except redis_lib.RedisError:
         problems["redis"] = ["unreachable"]
     if problems:

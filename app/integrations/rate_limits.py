@@ -17,8 +17,10 @@ log = logging.getLogger("fenxiao.rate_limits")
 
 
 class KeyedLimit:
-    def __init__(self, *, storage_uri: str, limit: str, namespace: str):
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+    def __init__(self, *, storage_uri: str, limit: str, namespace: str,
+                 storage_options: dict | None = None):
+        self._limiter = MovingWindowRateLimiter(
+            storage_from_string(storage_uri, **(storage_options or {})))
         self._limit = parse(limit)
         self._namespace = namespace
 

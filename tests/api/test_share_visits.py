@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BindingLog, Member, User, Visit
 from tests.factories import make_member, make_share_link
 from tests.support.wechat import sandbox_code
+
+pytestmark = pytest.mark.redis_topologies
 
 VISITS = "/api/mp/v1/share-visits"
 

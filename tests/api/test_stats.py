@@ -12,6 +12,8 @@ from app.database import utcnow
 from app.domain.business_time import business_date
 from tests.integration import stats_world
 
+pytestmark = pytest.mark.redis_topologies
+
 DASHBOARD = "/api/console/v1/dashboard"
 
 

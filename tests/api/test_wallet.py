@@ -19,6 +19,8 @@ from app.services import commissions, ledger, wallets
 from tests.factories import make_member, make_merchant, make_order, pay_order
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.redis_topologies
+
 BASE = "/api/mp/v1/merchants"
 
 

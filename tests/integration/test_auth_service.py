@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app import clients
@@ -14,6 +15,8 @@ from app.models import User
 from app.services import auth as auth_service
 from tests.support.servers import free_port
 from tests.support.wechat import sandbox_code, sandbox_phone_code
+
+pytestmark = pytest.mark.redis_topologies
 
 
 def _login(app, user_key: str):

@@ -19,6 +19,8 @@ from app.services.stats import DAILY_FIELDS, DateRange
 from tests.integration import stats_world
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.redis_topologies
+
 
 def on_day(column: str) -> str:
     """The merchant's business date of a stored UTC moment."""

@@ -28,6 +28,8 @@ from tests.factories import make_member, make_merchant, make_order, pay_order
 from tests.support.processes import PROJECT_ROOT, child_env
 from tests.support.servers import RedisServer, free_port
 
+pytestmark = pytest.mark.redis_topologies
+
 # --- helpers ----------------------------------------------------------------------------------
 
 
