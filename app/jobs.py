@@ -117,6 +117,11 @@ def sweep_wallet_outbox() -> dict:
     return wallets.sweep_outbox(redis.client)
 
 
+def restore_mirrors() -> dict:
+    """Rebuild the mirror of merchants whose Redis data was lost."""
+    return wallets.restore_lost_mirrors(redis.client)
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -128,6 +133,7 @@ class Job:
 SCHEDULE = (
     Job("apply-team-deltas", apply_team_deltas, every_seconds=2),
     Job("sweep-wallet-outbox", sweep_wallet_outbox, every_seconds=5),
+    Job("restore-mirrors", restore_mirrors, every_seconds=30),
     Job("settle-commissions", settle_commissions, every_seconds=60),
     Job("recover-payments", recover_payments, every_seconds=60),
     Job("cancel-unpaid-orders", cancel_unpaid_orders, every_seconds=60),

@@ -18,6 +18,10 @@ def make_merchant(*, status: str = "approved", rules: dict | None = None, **fiel
         merchant = Merchant(name=fields.pop("name", f"Shop {next(_seq)}"), status=status,
                             program_rules=rules or {}, **fields)
         db.session.add(merchant)
+    from app.extensions import redis
+    from app.services import wallets
+
+    wallets.mark_new_merchant(redis.client, merchant.id)  # as merchants._open does
     return merchant
 
 

@@ -52,8 +52,15 @@ def ranking(merchant_id: int, period: str, measure: str) -> str:
     return f"{_merchant(merchant_id)}:rank:{period}:{measure}"
 
 
+def mirror_complete(merchant_id: int) -> str:
+    """Set once the merchant's whole mirror is in Redis (a rebuild finished, or the merchant
+    was new). Its absence means Redis lost data (a restart without persistence, a flush):
+    rankings then come from SQL until the ``restore-mirrors`` job has rebuilt the merchant."""
+    return f"{_merchant(merchant_id)}:mirror:complete"
+
+
 def mirror_patterns(merchant_id: int | None) -> list[str]:
-    """For rebuilds: the wallet and ranking keys of one merchant (or of every merchant); the
-    visitor counters are not a mirror of SQL and are left alone."""
+    """For rebuilds: the wallet and ranking keys of one merchant (or of every merchant), and
+    its completeness mark; the visitor counters are not a mirror of SQL and are left alone."""
     merchant = _merchant(merchant_id) if merchant_id is not None else f"{PREFIX}:{{m*}}"
-    return [f"{merchant}:wallet:*", f"{merchant}:rank:*"]
+    return [f"{merchant}:mirror:*", f"{merchant}:wallet:*", f"{merchant}:rank:*"]

@@ -83,13 +83,37 @@ def read_wallet(client: redis_lib.Redis, merchant_id: int, member_id: int) -> di
 
 def top(client: redis_lib.Redis, merchant_id: int, period: str, measure: str,
         count: int) -> list[tuple[int, int]] | None:
-    """The ``count`` best members by ``measure`` for ``period``, or None when Redis is down."""
+    """The ``count`` best members by ``measure`` for ``period``, or None when Redis is down or
+    does not hold the merchant's whole mirror (a ranking rebuilt only from the members paid
+    since Redis lost its data would leave the others out)."""
     try:
-        rows = client.zrevrange(redis_keys.ranking(merchant_id, period, measure), 0, count - 1,
-                                withscores=True)
+        pipe = client.pipeline(transaction=False)  # both keys in the merchant's slot
+        pipe.exists(redis_keys.mirror_complete(merchant_id))
+        pipe.zrevrange(redis_keys.ranking(merchant_id, period, measure), 0, count - 1,
+                       withscores=True)
+        complete, rows = pipe.execute()
     except redis_lib.RedisError:
         return None
+    if not complete:
+        return None
     return [(int(member), int(score)) for member, score in rows]
+
+
+def mark_complete(client: redis_lib.Redis, merchant_ids: list[int]) -> None:
+    """Record that these merchants' mirrors are whole (raises ``RedisError``)."""
+    pipe = client.pipeline(transaction=False)
+    for merchant_id in merchant_ids:
+        pipe.set(redis_keys.mirror_complete(merchant_id), 1)
+    pipe.execute()
+
+
+def incomplete(client: redis_lib.Redis, merchant_ids: list[int]) -> list[int]:
+    """Those of ``merchant_ids`` whose mirror Redis does not hold whole (raises
+    ``RedisError``)."""
+    pipe = client.pipeline(transaction=False)
+    for merchant_id in merchant_ids:
+        pipe.exists(redis_keys.mirror_complete(merchant_id))
+    return [m for m, found in zip(merchant_ids, pipe.execute(), strict=True) if not found]
 
 
 def forget_merchant(client: redis_lib.Redis, merchant_id: int | None) -> int:

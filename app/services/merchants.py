@@ -11,9 +11,9 @@ from app.domain.personal_data import mask_phone
 from app.domain.program_rules import ProgramRules, RulesError, rules_from_dict
 from app.encryption import SecretBox
 from app.errors import Conflict, InvalidInput, NotFound
-from app.extensions import db
+from app.extensions import db, redis
 from app.models import Merchant
-from app.services import commission_plans
+from app.services import commission_plans, wallets
 from app.services.staff import new_staff_account
 
 log = logging.getLogger("fenxiao.merchants")
@@ -54,6 +54,7 @@ def _open(merchant: Merchant, *, owner_username: str, owner_password: str) -> Me
         new_staff_account(merchant.id, username=owner_username, password=owner_password,
                           role="owner", field="owner_username")
         commission_plans.publish_if_changed(merchant.id, ProgramRules(), staff_id=None)
+    wallets.mark_new_merchant(redis.client, merchant.id)
     return merchant
 
 

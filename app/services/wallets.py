@@ -19,7 +19,7 @@ from app.database import transaction
 from app.domain.ledger import WALLET_KINDS
 from app.extensions import db
 from app.integrations import wallet_mirror
-from app.models import LedgerAccount, PeriodTotal, WalletOutbox
+from app.models import LedgerAccount, Merchant, PeriodTotal, WalletOutbox
 from app.services.ledger import wallet_balances, wallet_revision
 
 log = logging.getLogger("fenxiao.wallets")
@@ -122,5 +122,39 @@ def rebuild_cache(redis_client: redis_lib.Redis, *, merchant_id: int | None = No
     for (merchant, member), member_periods in periods.items():
         # A posting racing the rebuild mirrors a newer version, which wins either way.
         wallet_mirror.write(redis_client, _state(merchant, member, member_periods))
+    merchants = [merchant_id] if merchant_id is not None else list(
+        db.session.scalars(select(Merchant.id)))
     db.session.rollback()
+    wallet_mirror.mark_complete(redis_client, merchants)
     return {"deleted_keys": deleted, "wallets": len(periods)}
+
+
+def restore_lost_mirrors(redis_client: redis_lib.Redis, *, batch: int = 1000) -> dict:
+    """The job: rebuild every merchant whose mirror Redis no longer holds whole (after a
+    restart that lost its data, a flush, or a deployment older than the mark). Until then its
+    wallets read from SQL (missing hashes) and its rankings too (``wallet_mirror.top``)."""
+    rebuilt: list[int] = []
+    last_id = 0
+    while True:
+        merchant_ids = list(db.session.scalars(select(Merchant.id).where(Merchant.id > last_id)
+                                               .order_by(Merchant.id).limit(batch)))
+        db.session.rollback()
+        if not merchant_ids:
+            break
+        last_id = merchant_ids[-1]
+        for merchant_id in wallet_mirror.incomplete(redis_client, merchant_ids):
+            rebuild_cache(redis_client, merchant_id=merchant_id)
+            rebuilt.append(merchant_id)
+    if rebuilt:
+        log.warning("wallet mirror rebuilt after Redis lost it",
+                    extra={"merchants": len(rebuilt)})
+    return {"rebuilt_merchants": len(rebuilt)}
+
+
+def mark_new_merchant(redis_client: redis_lib.Redis, merchant_id: int) -> None:
+    """A new merchant has nothing to mirror: its (empty) mirror is whole. If Redis cannot be
+    told, ``restore_lost_mirrors`` rebuilds it later."""
+    try:
+        wallet_mirror.mark_complete(redis_client, [merchant_id])
+    except redis_lib.RedisError:
+        log.warning("could not mark a new merchant's mirror", extra={"merchant_id": merchant_id})

@@ -491,7 +491,11 @@ class LedgerMachine(RuleBasedStateMachine):
             expected[(merchant_id, period, "commission")][member_id] = commission
             expected[(merchant_id, period, "sales")][member_id] = sales
         for (merchant_id, period, measure), truth in expected.items():
-            mirrored = dict(wallet_mirror.top(redis.client, merchant_id, period, measure, 1_000))
+            top = wallet_mirror.top(redis.client, merchant_id, period, measure, 1_000)
+            if top is None:  # Redis lost the merchant's mirror: rankings are read from SQL
+                assert not self.complete
+                continue
+            mirrored = dict(top)
             assert set(mirrored) <= set(truth)
             for member_id, value in truth.items():
                 if (merchant_id, member_id) in waiting:

@@ -24,7 +24,7 @@ from app.extensions import db, redis
 from app.integrations import redis_keys, wallet_mirror
 from app.models import Commission, LedgerAccount, Order, PeriodTotal, WalletOutbox
 from app.services import commissions, ledger, wallets
-from tests.factories import make_member, make_merchant, make_order, pay_order
+from tests.factories import make_member, make_merchant, make_order, make_user, pay_order
 from tests.support.processes import PROJECT_ROOT, child_env
 from tests.support.servers import RedisServer, free_port
 
@@ -84,8 +84,11 @@ def mirror_dump(client, merchant_id: int | None = None) -> dict[str, object]:
     found: dict[str, object] = {}
     for pattern in redis_keys.mirror_patterns(merchant_id):
         for key in client.scan_iter(match=pattern):
-            if client.type(key) == "hash":
+            kind = client.type(key)
+            if kind == "hash":
                 found[key] = client.hgetall(key)
+            elif kind == "string":  # the completeness mark
+                found[key] = client.get(key)
             else:
                 found[key] = client.zrange(key, 0, -1, withscores=True)
     return found
@@ -118,6 +121,7 @@ def own_redis():
 
 def test_a_mirror_write_never_rolls_back_to_an_older_version(app_context):
     client = redis.client
+    wallet_mirror.mark_complete(client, [7])  # merchant 7 exists only in Redis here
     assert wallet_mirror.write(client, state(7, 1, 50, 1_000, {"2026-01": (900, 9_000)}))
     before = mirror_dump(client, 7)
     assert wallet_mirror.write(client, state(7, 1, 49, 5, {"2026-01": (1, 1)})) is False
@@ -131,6 +135,7 @@ def test_a_mirror_write_never_rolls_back_to_an_older_version(app_context):
 
 def test_a_duplicate_mirror_write_is_a_no_op(app_context):
     client = redis.client
+    wallet_mirror.mark_complete(client, [7])
     first = state(7, 1, 50, 1_000, {"2026-01": (900, 9_000), "2026-02": (5, 50)})
     wallet_mirror.write(client, first)
     before = mirror_dump(client, 7)
@@ -332,7 +337,8 @@ def test_rebuild_cache_restores_a_flushed_redis_exactly(app_context):
     shop, other_shop = busy_merchant(), busy_merchant()
     assert_redis_equals_sql(redis.client, shop.id)
     before = mirror_dump(redis.client)
-    assert len(before) == 2 * (2 + 2)  # two merchants: two wallets, two rankings each
+    # two merchants: two wallets, two rankings and the completeness mark each
+    assert len(before) == 2 * (2 + 2 + 1)
     redis.client.flushall()
     assert wallets.rebuild_cache(redis.client) == {"deleted_keys": 0, "wallets": 4}
     assert mirror_dump(redis.client) == before
@@ -381,3 +387,50 @@ def test_read_wallet_falls_back_to_sql_when_redis_is_down(make_app, app_context)
         assert wallets.sweep_outbox(client) == {"mirrored": 0, "failed": 1}
         assert outbox_members() == [member.id]
         db.session.remove()
+
+
+def test_a_redis_that_lost_its_data_serves_rankings_from_sql_until_the_job_restores_the_mirror(
+        app_context):
+    """An empty restart (no persistence) followed by one payment: the ranking in Redis would
+    hold only the member paid since. Without the completeness mark, rankings come from SQL;
+    the restore-mirrors job rebuilds the merchant and the mark, and the mirror equals SQL."""
+    from app.jobs import restore_mirrors
+    from app.services import stats_distributors
+
+    merchant = make_merchant()
+    alice = make_member(merchant)
+    bob = make_member(merchant, upline=alice)
+    carol = make_member(merchant, upline=alice)
+    for seller, price in ((bob, 10_000), (carol, 20_000)):
+        buyer = make_member(merchant, upline=seller, status="none", user=make_user())
+        pay_order(make_order(buyer, lines=[(price, 1)]))
+    wallets.sweep_outbox(redis.client)
+    period = utcnow().strftime("%Y-%m")
+
+    def board() -> dict:
+        return stats_distributors.rankings(merchant_id=merchant.id, period=period,
+                                           measure="commission", limit=10,
+                                           redis_client=redis.client)
+
+    everyone = {item["member_id"]: item["value"] for item in board()["items"]}
+    assert board()["source"] == "redis" and set(everyone) == {alice.id, bob.id, carol.id}
+
+    redis.client.flushdb()  # the restart that lost everything
+    buyer = make_member(merchant, upline=bob, status="none", user=make_user())
+    pay_order(make_order(buyer, lines=[(10_000, 1)]))
+    wallets.sweep_outbox(redis.client)  # mirrors bob and alice only
+    assert redis.client.zcard(redis_keys.ranking(merchant.id, period, "commission")) == 2
+    partial = board()
+    assert partial["source"] == "sql"
+    assert {item["member_id"] for item in partial["items"]} == {alice.id, bob.id, carol.id}
+
+    assert restore_mirrors() == {"rebuilt_merchants": 1}
+    restored = board()
+    assert restored["source"] == "redis"
+    values = {item["member_id"]: item["value"] for item in partial["items"]}
+    assert {item["member_id"]: item["value"] for item in restored["items"]} == values
+    assert restore_mirrors() == {"rebuilt_merchants": 0}
+    for member in (alice, bob, carol):
+        assert wallets.read_wallet(redis.client, merchant_id=merchant.id,
+                                   member_id=member.id) == ledger.wallet_balances(merchant.id,
+                                                                                  member.id)
