@@ -6,13 +6,17 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
+from app.api.error_views import ErrorOut
 from app.database import Base
 from app.errors import error_response_for_http
 from app.integrations.redis_client import RedisHolder
 
 
 class FenxiaoApi(Api):
-    """flask-smorest's Api, answering every HTTP error in the one error shape."""
+    """flask-smorest's Api, answering every HTTP error in the one error shape, and documenting
+    that shape (not flask-smorest's own) as every operation's error response."""
+
+    ERROR_SCHEMA = ErrorOut
 
     def handle_http_exception(self, error):
         return error_response_for_http(error)

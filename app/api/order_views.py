@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.api.json_fields import Int
+from app.api.json_fields import ID, Int
 
 
 class AddressIn(Schema):
@@ -26,7 +26,7 @@ class AddressOut(Schema):
 
 
 class OrderItemIn(Schema):
-    product_id = Int(required=True, validate=validate.Range(min=1))
+    product_id = Int(required=True, validate=ID)
     quantity = Int(required=True, validate=validate.Range(min=1, max=999))
 
 

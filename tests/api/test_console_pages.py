@@ -56,6 +56,21 @@ def test_a_form_without_its_csrf_token_changes_nothing(client, shop):
     assert db.session.get(Member, (shop.id, pending.id)).distributor_status == "pending"
 
 
+def test_a_nul_character_in_a_form_is_refused_on_the_error_page_and_changes_nothing(client,
+                                                                                    shop):
+    member = make_member(shop)
+    sign_in(client)
+    response = client.post(f"/console/distributors/{member.id}/freeze", data={
+        "reason": "刷单\x00", "csrf_token": csrf_token(client, "/console/dashboard")})
+    assert response.status_code == 422
+    assert "reason" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Member, (shop.id, member.id)).distributor_status == "active"
+    login = client.post("/console/login", data={"username": "own\x00er1", "password": "x",
+                                                "csrf_token": csrf_token(client)})
+    assert login.status_code == 422
+
+
 def test_an_application_is_approved_from_the_page(client, shop):
     pending = make_member(shop, status="pending")
     sign_in(client, "operator1")

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.console.levels import LevelChangeOut, LevelSummaryOut
-from app.api.json_fields import Int
+from app.api.json_fields import ID, Int
 from app.api.member_views import MemberOut, TeamMemberOut, member_dict
 from app.api.pagination import PageArgs, page_body, page_of
 from app.models.member import DISTRIBUTOR_STATUSES
@@ -31,7 +31,7 @@ class ReasonIn(Schema):
 
 
 class MoveIn(Schema):
-    upline_id = Int(required=True, validate=validate.Range(min=1))
+    upline_id = Int(required=True, validate=ID)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 

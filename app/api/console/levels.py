@@ -12,7 +12,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.api.json_fields import Int
+from app.api.json_fields import ID, Int
 from app.api.pagination import PageArgs, page_body, page_of
 from app.database import utcnow
 from app.domain import levels as rules
@@ -82,7 +82,7 @@ class LevelChangeOut(Schema):
 
 
 class LevelChangeIn(Schema):
-    level_id = Int(required=True, allow_none=True,
+    level_id = Int(required=True, allow_none=True, validate=ID,
                    metadata={"description": "null: the base level (the plan's rates)"})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 

@@ -10,6 +10,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.json_fields import ID
 from app.api.pagination import PageArgs, page_body, page_of
 from app.database import utcnow
 from app.domain.risk import KINDS, RELEASE_REASON_MAX, STATUSES
@@ -25,7 +26,7 @@ RELEASERS = ("owner",)
 class FlagListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(STATUSES))
     kind = fields.String(validate=validate.OneOf(KINDS))
-    member_id = fields.Integer(validate=validate.Range(min=1))
+    member_id = fields.Integer(validate=ID)
 
 
 class MemberFlagArgs(PageArgs):
@@ -33,7 +34,7 @@ class MemberFlagArgs(PageArgs):
 
 
 class LogListArgs(PageArgs):
-    member_id = fields.Integer(validate=validate.Range(min=1))
+    member_id = fields.Integer(validate=ID)
 
 
 class ReleaseIn(Schema):

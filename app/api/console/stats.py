@@ -8,6 +8,7 @@ from flask import g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.json_fields import ID
 from app.api.member_views import MemberOut, TeamMemberOut, member_dict
 from app.api.pagination import PageArgs, page_body, page_of
 from app.database import utcnow
@@ -39,11 +40,11 @@ class DashboardArgs(RangeArgs):
 
 
 class FunnelArgs(RangeArgs):
-    distributor_id = fields.Integer(validate=validate.Range(min=1))
+    distributor_id = fields.Integer(validate=ID)
 
 
 class PerformanceArgs(RangeArgs, PageArgs):
-    distributor_id = fields.Integer(validate=validate.Range(min=1))
+    distributor_id = fields.Integer(validate=ID)
 
 
 class RankingArgs(Schema):

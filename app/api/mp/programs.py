@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app import clients
+from app.api.json_fields import ID
 from app.api.member_views import TeamMemberOut, member_dict
 from app.api.pagination import PageArgs, page_body, page_of
 from app.security import mp_login_required
@@ -69,7 +70,7 @@ class MembershipOut(Schema):
 
 
 class TeamArgs(PageArgs):
-    member_id = fields.Integer(validate=validate.Range(min=1))
+    member_id = fields.Integer(validate=ID)
 
 
 def _membership(member) -> dict:

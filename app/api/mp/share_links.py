@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, post_dump, validate
 
 from app import clients
-from app.api.json_fields import Int
+from app.api.json_fields import ID, Int
 from app.security import mp_login_required
 from app.services import share_links
 
@@ -26,7 +26,7 @@ PAGE_PATH = validate.Regexp(
 
 
 class ShareLinkIn(Schema):
-    product_id = Int(validate=validate.Range(min=1))
+    product_id = Int(validate=ID)
     page = fields.String(validate=[validate.Length(max=128), PAGE_PATH])
 
 

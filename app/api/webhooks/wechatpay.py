@@ -13,6 +13,7 @@ import time
 
 from flask import Response, jsonify, request
 from flask_smorest import Blueprint
+from werkzeug.exceptions import HTTPException
 
 from app.clients import pay_config
 from app.database import utcnow
@@ -77,6 +78,8 @@ def v3_notification(merchant_id: int):
     except PayRejected as exc:
         _rejected(merchant_id, "v3", exc)
         return jsonify({"code": "FAIL", "message": exc.reason}), 400
+    except HTTPException:  # a body over the size limit: answered as such, not as our failure
+        raise
     except Exception:  # the database or Redis failed: WeChat must retry, so answer 5xx
         db.session.rollback()
         log.exception("wechatpay notification failed", extra={"merchant_id": merchant_id})
@@ -91,6 +94,8 @@ def _v2(merchant_id: int, parse_name: str) -> Response:
     except PayRejected as exc:
         _rejected(merchant_id, "v2", exc)
         return _xml("FAIL", exc.reason)
+    except HTTPException:
+        raise
     except Exception:
         db.session.rollback()
         log.exception("wechatpay notification failed", extra={"merchant_id": merchant_id})
@@ -103,13 +108,25 @@ def _xml(code: str, message: str, status: int = 200) -> Response:
                     content_type="text/xml; charset=utf-8")
 
 
+def _xml_reply(description: str) -> dict:
+    return {"description": description,
+            "content": {"text/xml": {"schema": {"type": "string"}}}}
+
+
+V2_RESPONSES = {"200": _xml_reply("WeChat's XML reply: SUCCESS once applied (or a repeat); "
+                                  "FAIL, still HTTP 200, for a bad signature or content"),
+                "500": _xml_reply("FAIL: the database or Redis failed, WeChat retries")}
+
+
 @blp.route("/v2/<int:merchant_id>/payment", methods=["POST"])
+@blp.doc(responses=V2_RESPONSES)
 def v2_payment_notification(merchant_id: int):
     """APIv2 payment result (XML, MD5 or HMAC-SHA256 signed)."""
     return _v2(merchant_id, "parse_payment_notification")
 
 
 @blp.route("/v2/<int:merchant_id>/refund", methods=["POST"])
+@blp.doc(responses=V2_RESPONSES)
 def v2_refund_notification(merchant_id: int):
     """APIv2 refund result (``req_info`` encrypted with the API key)."""
     return _v2(merchant_id, "parse_refund_notification")

@@ -20,6 +20,13 @@ def _check_csrf():
         csrf.protect()
 
 
+@bp.before_request
+def _refuse_unstorable_text():
+    from app.api import refuse_unstorable
+
+    refuse_unstorable(request)  # a NUL in a form field: the error page, not a database 500
+
+
 @bp.after_request
 def _headers(response):
     # Our own assets only; no inline scripts; never framed (click-jacking). Inline styles are
