@@ -9,7 +9,6 @@ them twice changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -88,42 +87,20 @@ def _order_lines(order: Order) -> list[OrderLine]:
                       if r.commission_override else None) for r in rows]
 
 
-@dataclass
-class Accrual:
-    """An order's commission, computed and added as rows, with its ledger posting still to
-    come (``post_accrual``)."""
-
-    rows: list[Commission]
-    per_member: dict[int, int]
-    period: str
-    tier_one: int | None
-
-
 def accrue_for_paid_order(order: Order, *, timezone: str, now: datetime) -> list[Commission]:
     """Post the order's commission as pending, once: called inside the payment transaction."""
-    if ledger.posted(order.merchant_id, _accrual_key(order)):
-        return []
-    accrual = prepare_accrual(order, timezone=timezone, now=now)
-    if accrual is None:
-        return []
-    post_accrual(order, accrual)
-    return accrual.rows
-
-
-def prepare_accrual(order: Order, *, timezone: str, now: datetime) -> Accrual | None:
-    """Compute the order's commission and add its rows; None when it earns nothing.
-
-    Nothing here locks a row other payments of the merchant need, so the payment runs its
-    events between this and ``post_accrual``, which takes the merchant-wide locks last.
-    """
     plan, beneficiaries = _snapshot_terms(order)
     parts = split_commission(plan, lines=_order_lines(order), discount_fen=order.discount_fen,
                              beneficiaries=beneficiaries)
     per_member: dict[int, int] = defaultdict(int)
     for part in parts:
         per_member[part.member_id] += part.amount_fen
-    if not any(per_member.values()):
-        return None
+    entries = [e for member_id, amount in sorted(per_member.items())
+               for e in ledger_rules.accrual(member_id=member_id, amount_fen=amount)]
+    if not entries or ledger.post(merchant_id=order.merchant_id, kind="accrual",
+                                  idempotency_key=f"accrual:order:{order.id}",
+                                  entries=entries, order_id=order.id) is None:
+        return []
     period = business_date(now, timezone=timezone).strftime("%Y-%m")
     rows = [Commission(merchant_id=order.merchant_id, order_id=order.id, line_no=p.line_no,
                        tier=p.tier, member_id=p.member_id, base_fen=p.base_fen,
@@ -131,32 +108,11 @@ def prepare_accrual(order: Order, *, timezone: str, now: datetime) -> Accrual | 
                        amount_fen=p.amount_fen, period=period) for p in parts]
     db.session.add_all(rows)
     tier_one = next((b.member_id for b in beneficiaries if b.tier == 1), None)
-    return Accrual(rows, dict(per_member), period, tier_one)
-
-
-def post_accrual(order: Order, accrual: Accrual) -> None:
-    """The ledger journal and the ranking totals of a prepared accrual.
-
-    Every accrual of a merchant moves its one ``commission_expense`` account: that row lock is
-    held from here to the commit, so it is taken last (under load, payments of one merchant
-    queue on it; the shorter the hold, the more per second).
-    """
-    entries = [e for member_id, amount in sorted(accrual.per_member.items())
-               for e in ledger_rules.accrual(member_id=member_id, amount_fen=amount)]
-    if ledger.post(merchant_id=order.merchant_id, kind="accrual",
-                   idempotency_key=_accrual_key(order), entries=entries,
-                   order_id=order.id) is None:
-        # The order's row lock makes a second accrual impossible; never count it twice.
-        raise RuntimeError(f"order {order.id} was accrued before")
-    for member_id, amount in accrual.per_member.items():
-        _add_period_totals(order.merchant_id, member_id, accrual.period, commission_fen=amount,
-                           sales_fen=order.goods_paid_fen if member_id == accrual.tier_one
-                           else 0)
+    for member_id, amount in per_member.items():
+        _add_period_totals(order.merchant_id, member_id, period, commission_fen=amount,
+                           sales_fen=order.goods_paid_fen if member_id == tier_one else 0)
     db.session.flush()
-
-
-def _accrual_key(order: Order) -> str:
-    return f"accrual:order:{order.id}"
+    return rows
 
 
 def schedule_settlement(order: Order, *, received_at: datetime, freeze_days: int) -> None:

@@ -49,7 +49,7 @@ def post(*, merchant_id: int, idempotency_key: str, kind: str, entries: Sequence
         with db.session.begin_nested():
             db.session.add(journal)
     except IntegrityError:
-        if posted(merchant_id, idempotency_key):
+        if _posted(merchant_id, idempotency_key):
             return None  # a repeat: the first posting stands
         raise  # another constraint failed (an unknown merchant): never mistaken for a repeat
     accounts = accounts_for(merchant_id, [entry.account for entry in entries])
@@ -118,9 +118,7 @@ def accounts_for(merchant_id: int, refs: Iterable[AccountRef]) -> dict[AccountRe
     return _load(merchant_id, wanted) if missing else found
 
 
-def posted(merchant_id: int, idempotency_key: str) -> bool:
-    """Whether a journal was posted under ``idempotency_key`` (committed or in this
-    transaction)."""
+def _posted(merchant_id: int, idempotency_key: str) -> bool:
     return db.session.scalar(select(Journal.id).where(
         Journal.merchant_id == merchant_id, Journal.idempotency_key == idempotency_key)
         .limit(1)) is not None

@@ -147,12 +147,9 @@ def _record(order: Order, payment: Payment, now: datetime) -> set[int]:
     buyer = orders.member_of(order)
     if buyer.pending_upline_id is not None:
         _redeem_first_order(order, buyer, merchant)
-    accrual = commissions.prepare_accrual(order, timezone=merchant.timezone, now=now)
-    accrued = accrual.rows if accrual else []
+    accrued = commissions.accrue_for_paid_order(order, timezone=merchant.timezone, now=now)
     tree.queue_sales(buyer, sales_fen=order.goods_paid_fen)
     events.order_paid(order, accrued, now)
-    if accrual:  # last: the merchant's expense account is locked from here to the commit
-        commissions.post_accrual(order, accrual)
     return {row.member_id for row in accrued}
 
 
