@@ -99,6 +99,11 @@ def recursive_team(merchant_id: int, member_id: int) -> tuple[int, int]:
     team = team.union_all(
         select(Member.id, Member.personal_sales_fen)
         .where(Member.merchant_id == merchant_id, Member.upline_id == team.c.id))
+    # The baseline at its best: one index probe per member found. Depending on ANALYZE's
+    # sample, the planner may instead hash-join every level of a 2,000-deep chain against the
+    # whole members table, which took minutes per run (the caller rolls back, ending these).
+    db.session.execute(text("SET LOCAL enable_hashjoin = off"))
+    db.session.execute(text("SET LOCAL enable_mergejoin = off"))
     size, sales = db.session.execute(
         select(func.count(), func.coalesce(func.sum(team.c.personal_sales_fen), 0))).one()
     return int(size), int(sales)
