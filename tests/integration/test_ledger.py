@@ -24,7 +24,7 @@ from app.domain.ledger import (
     wallet,
 )
 from app.extensions import db, redis
-from app.integrations import wallet_mirror
+from app.integrations import redis_keys, wallet_mirror
 from app.models import Journal, LedgerAccount, LedgerEntry, WalletOutbox
 from app.services import ledger
 from tests.factories import make_member, make_merchant
@@ -361,9 +361,11 @@ def test_flask_wallets_rebuild_cache_restores_the_mirror(app, shop, member):
                                                                   "wallets": 1}
     assert wallet_mirror.read_wallet(redis.client, shop.id, member.id) == \
         ledger.wallet_balances(shop.id, member.id)
-    # A second run forgets the mirror it finds first, and writes the same thing again.
+    # A second run forgets the mirror it finds first (the wallet and the completeness mark),
+    # and writes the same thing again.
     again = app.test_cli_runner().invoke(args=["wallets", "rebuild-cache", "--merchant",
                                                str(shop.id)])
-    assert json.loads(again.output.strip().splitlines()[-1]) == {"deleted_keys": 1,
+    assert json.loads(again.output.strip().splitlines()[-1]) == {"deleted_keys": 2,
                                                                  "wallets": 1}
+    assert redis.client.exists(redis_keys.mirror_complete(shop.id))
     assert wallet_mirror.read_wallet(redis.client, shop.id, member.id)["pending"] == 700
