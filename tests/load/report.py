@@ -83,7 +83,8 @@ def markdown(report: dict) -> str:
         f"{report['generated_at']}. **Result: {'passed' if report['ok'] else 'FAILED'}**", "",
         f"Locust {env['locust']}, headless: {s['users']} users ({users}), spawned at "
         f"{s['spawn_rate']}/s, for at most {s['duration']} or {s['max_requests']:,} requests, "
-        f"whichever came first. It ran {run['seconds']:.1f} s and stopped on the "
+        f"whichever came first (requests in flight when the bound is reached still finish: "
+        f"at most one more per user). It ran {run['seconds']:.1f} s and stopped on the "
         f"**{run['stop_reason']}**.", "",
         f"gunicorn (config/gunicorn.conf.py): {s['workers']} workers × {s['threads']} threads "
         f"({s['worker_class']}), LOG_LEVEL={s['log_level']}; PostgreSQL {env['postgresql']} "
