@@ -28,6 +28,7 @@ import requests
 
 from app.domain.ledger import WALLET_KINDS
 from app.integrations import redis_keys
+from tests.support.http import Api
 from tests.support.processes import (
     PROJECT_ROOT,
     ManagedProcess,
@@ -36,7 +37,6 @@ from tests.support.processes import (
     start_sandbox,
 )
 from tests.support.servers import PostgresServer, RedisServer, _redis_binary, wait_until
-from tests.support.wechat import sandbox_code
 from tests.support.wechatpay import control, pay, sandbox_merchant, settings_body, signed
 
 WORKERS = 4
@@ -174,25 +174,6 @@ def start_unreachable_notify_gunicorn(stack: Stack) -> tuple[ManagedProcess, str
 
 
 # -- HTTP -------------------------------------------------------------------------------------
-
-class Api:
-    """requests against a served app; every call states the status it expects."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-
-    def call(self, method: str, path: str, *, expect: int = 200, headers: dict | None = None,
-             json_body: dict | None = None) -> dict:
-        response = requests.request(method, self.base_url + path, json=json_body,
-                                    headers=headers, timeout=30)
-        assert response.status_code == expect, f"{method} {path}: {response.text}"
-        return response.json()
-
-    def sign_in(self, user_key: str) -> dict:
-        session = self.call("POST", "/api/mp/v1/auth/login",
-                            json_body={"code": sandbox_code(user_key)})
-        return {"Authorization": f"Bearer {session['token']}"}
-
 
 @dataclass
 class Shop:

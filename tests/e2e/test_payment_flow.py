@@ -12,13 +12,12 @@ import subprocess
 import sys
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from tests.e2e.conftest import ACCESS_LOG_MARK, WORKERS
+from tests.support.http import Api
 from tests.support.processes import PROJECT_ROOT, child_env
 from tests.support.servers import wait_until
-from tests.support.wechat import sandbox_code
 from tests.support.wechatpay import control, pay, sandbox_merchant, settings_body
 
 ADDRESS = {"receiver": "张三", "phone": "13800000000", "province": "广东省", "city": "深圳市",
@@ -29,25 +28,6 @@ BOB_TIER_ONE_FEN = 2_997  # 29,970 × 10%
 ALICE_TIER_TWO_FEN = 1_498  # 29,970 × 5% = 1,498.5, floored
 STORM_COPIES = 64
 V3, V2 = ("v3_public_key", "MD5"), ("v2", "MD5")
-
-
-class Api:
-    """requests against the served app; every call states the status it expects."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-
-    def call(self, method: str, path: str, *, expect: int = 200, headers: dict | None = None,
-             json_body: dict | None = None) -> dict:
-        response = requests.request(method, self.base_url + path, json=json_body,
-                                    headers=headers, timeout=30)
-        assert response.status_code == expect, f"{method} {path}: {response.text}"
-        return response.json()
-
-    def sign_in(self, user_key: str) -> dict:
-        session = self.call("POST", "/api/mp/v1/auth/login",
-                            json_body={"code": sandbox_code(user_key)})
-        return {"Authorization": f"Bearer {session['token']}"}
 
 
 def open_shop(api: Api, sandbox_url: str, mode: str, sign_type: str) -> dict:
